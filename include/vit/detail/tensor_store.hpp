@@ -1,0 +1,190 @@
+// Tensors read from checkpoint files, by name, before the model takes them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../error.hpp"
+
+namespace vit::detail {
+
+enum class dtype { f64, f32, f16, bf16, i64, i32, i16, i8, u8, boolean };
+
+inline std::size_t dtype_size(dtype t) {
+    switch (t) {
+        case dtype::f64: case dtype::i64: return 8;
+        case dtype::f32: case dtype::i32: return 4;
+        case dtype::f16: case dtype::bf16: case dtype::i16: return 2;
+        case dtype::i8: case dtype::u8: case dtype::boolean: return 1;
+    }
+    return 0;
+}
+
+// Names as safetensors spells them.
+inline const char* dtype_name(dtype t) {
+    switch (t) {
+        case dtype::f64: return "F64";
+        case dtype::f32: return "F32";
+        case dtype::f16: return "F16";
+        case dtype::bf16: return "BF16";
+        case dtype::i64: return "I64";
+        case dtype::i32: return "I32";
+        case dtype::i16: return "I16";
+        case dtype::i8: return "I8";
+        case dtype::u8: return "U8";
+        case dtype::boolean: return "BOOL";
+    }
+    return "?";
+}
+
+inline std::string shape_string(const std::vector<std::int64_t>& shape) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+        if (i) s += ",";
+        s += std::to_string(shape[i]);
+    }
+    return s + "]";
+}
+
+inline float half_to_float(std::uint16_t h) {
+    const std::uint32_t sign = std::uint32_t(h & 0x8000u) << 16;
+    std::uint32_t exp = (h >> 10) & 0x1fu;
+    std::uint32_t mant = h & 0x3ffu;
+    std::uint32_t bits;
+    if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112u) << 23) | (mant << 13);
+    } else if (mant == 0) {
+        bits = sign;
+    } else {  // subnormal: normalise
+        exp = 113;
+        while ((mant & 0x400u) == 0) { mant <<= 1; --exp; }
+        bits = sign | (exp << 23) | ((mant & 0x3ffu) << 13);
+    }
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+}
+
+inline float bf16_to_float(std::uint16_t b) {
+    const std::uint32_t bits = std::uint32_t(b) << 16;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+}
+
+// Round to nearest even, as PyTorch's .to(torch.float16) does.
+inline std::uint16_t float_to_half(float f) {
+    std::uint32_t x;
+    std::memcpy(&x, &f, 4);
+    const std::uint32_t sign = (x >> 16) & 0x8000u;
+    const std::uint32_t absx = x & 0x7fffffffu;
+    if (absx >= 0x7f800000u)  // inf or nan
+        return std::uint16_t(sign | 0x7c00u | (absx > 0x7f800000u ? 0x200u : 0u));
+    if (absx >= 0x477ff000u) return std::uint16_t(sign | 0x7c00u);  // overflows to inf
+    if (absx < 0x38800000u) {  // subnormal or zero in half
+        if (absx < 0x33000000u) return std::uint16_t(sign);
+        const std::uint32_t e = absx >> 23;
+        const std::uint32_t m = (absx & 0x7fffffu) | 0x800000u;
+        const std::uint32_t shift = 126u - e;  // 14..24
+        std::uint32_t r = m >> shift;
+        const std::uint32_t rem = m & ((1u << shift) - 1u);
+        const std::uint32_t halfway = 1u << (shift - 1u);
+        if (rem > halfway || (rem == halfway && (r & 1u))) ++r;
+        return std::uint16_t(sign | r);
+    }
+    std::uint32_t r = ((absx - 0x38000000u) >> 13);
+    const std::uint32_t rem = absx & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (r & 1u))) ++r;
+    return std::uint16_t(sign | r);
+}
+
+inline std::uint16_t float_to_bf16(float f) {
+    std::uint32_t x;
+    std::memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return std::uint16_t((x >> 16) | 0x40u);  // quiet nan
+    x += 0x7fffu + ((x >> 16) & 1u);
+    return std::uint16_t(x >> 16);
+}
+
+// One tensor, contiguous and row-major, pointing into memory that its
+// tensor_store keeps alive. `data` may be unaligned: read it with memcpy.
+struct tensor_ref {
+    dtype type = dtype::f32;
+    std::vector<std::int64_t> shape;
+    const unsigned char* data = nullptr;
+    std::size_t nbytes = 0;
+
+    std::int64_t numel() const {
+        std::int64_t n = 1;
+        for (auto d : shape) n *= d;
+        return n;
+    }
+};
+
+// Reads element i of a floating-point tensor as T.
+template <class T>
+inline T element_as(const tensor_ref& t, std::size_t i) {
+    const unsigned char* p = t.data + i * dtype_size(t.type);
+    switch (t.type) {
+        case dtype::f32: { float v; std::memcpy(&v, p, 4); return T(v); }
+        case dtype::f64: { double v; std::memcpy(&v, p, 8); return T(v); }
+        case dtype::f16: { std::uint16_t v; std::memcpy(&v, p, 2); return T(half_to_float(v)); }
+        case dtype::bf16: { std::uint16_t v; std::memcpy(&v, p, 2); return T(bf16_to_float(v)); }
+        default: throw error(std::string("tensor of dtype ") + dtype_name(t.type) + " read as floating point");
+    }
+}
+
+// All tensors of a checkpoint (possibly several files), with the memory they
+// live in. Names are unique across files.
+class tensor_store {
+public:
+    struct entry {
+        tensor_ref tensor;
+        std::string file;  // the file it came from, for error messages
+    };
+
+    void add(const std::string& name, tensor_ref t, const std::string& file) {
+        auto it = tensors_.find(name);
+        if (it != tensors_.end())
+            throw error(file + ": tensor '" + name + "' appears twice (also in " + it->second.file + ")");
+        tensors_.emplace(name, entry{std::move(t), file});
+    }
+    // Keeps `owner` (a mapping, a decoded buffer) alive as long as the store.
+    void keep(std::shared_ptr<const void> owner) { owners_.push_back(std::move(owner)); }
+    // Adopts a buffer and returns where its bytes now live.
+    const unsigned char* own(std::vector<unsigned char> bytes) {
+        auto buf = std::make_shared<std::vector<unsigned char>>(std::move(bytes));
+        const unsigned char* p = buf->data();
+        owners_.push_back(std::move(buf));
+        return p;
+    }
+    // Moves every tensor and owner of `other` into this store.
+    void merge(tensor_store&& other) {
+        for (auto& kv : other.tensors_) add(kv.first, std::move(kv.second.tensor), kv.second.file);
+        for (auto& o : other.owners_) owners_.push_back(std::move(o));
+        other.tensors_.clear();
+        other.owners_.clear();
+    }
+
+    const entry* find(const std::string& name) const {
+        auto it = tensors_.find(name);
+        return it == tensors_.end() ? nullptr : &it->second;
+    }
+    bool contains(const std::string& name) const { return tensors_.count(name) != 0; }
+    const std::map<std::string, entry>& all() const { return tensors_; }
+    std::size_t size() const { return tensors_.size(); }
+
+private:
+    std::map<std::string, entry> tensors_;
+    std::vector<std::shared_ptr<const void>> owners_;
+};
+
+}  // namespace vit::detail
