@@ -1,0 +1,330 @@
+// A ViT checkpoint loaded for inference: ViTForImageClassification or ViTModel.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "config.hpp"
+#include "detail/checkpoint.hpp"
+#include "detail/gemm.hpp"
+#include "detail/layers.hpp"
+#include "detail/thread_pool.hpp"
+#include "error.hpp"
+
+namespace vit {
+
+template <class T>
+using matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Normalised images, [batch, channels, height, width] row-major: transformers'
+// `pixel_values`.
+template <class T>
+struct pixel_values {
+    int batch = 0, channels = 0, height = 0, width = 0;
+    std::vector<T> data;
+
+    pixel_values() = default;
+    pixel_values(int n, int c, int h, int w)
+        : batch(n), channels(c), height(h), width(w), data(std::size_t(n) * c * h * w) {}
+    T* image(int i) { return data.data() + std::size_t(i) * channels * height * width; }
+    const T* image(int i) const { return data.data() + std::size_t(i) * channels * height * width; }
+};
+
+struct forward_options {
+    bool output_hidden_states = false;  // fill output::hidden_states
+    bool output_attentions = false;     // fill output::attentions
+};
+
+// What one forward call returns. Rows of the per-token matrices are image-major:
+// row b * tokens + t is token t (0 = CLS) of image b.
+template <class T>
+struct output {
+    int batch = 0, tokens = 0;
+    matrix<T> logits;             // [batch, num_labels]; ViTForImageClassification only
+    matrix<T> cls_embedding;      // [batch, hidden]: CLS after the final LayerNorm
+    matrix<T> pooler_output;      // [batch, hidden]: tanh(dense(CLS)); ViTModel with a pooler only
+    matrix<T> last_hidden_state;  // [batch * tokens, hidden], after the final LayerNorm
+    std::vector<matrix<T>> hidden_states;  // on request: embeddings, then each layer's output
+    std::vector<matrix<T>> attentions;     // on request, per layer: [batch * heads * tokens, tokens]
+};
+
+struct prediction {
+    std::string label;
+    int index = 0;
+    double score = 0;  // softmax probability
+};
+
+// Softmax over logits, then the k best, best first.
+template <class T>
+std::vector<prediction> top_k(const T* logits, int n, int k, const std::vector<std::string>& labels) {
+    double mx = -INFINITY;
+    for (int i = 0; i < n; ++i) mx = std::max(mx, double(logits[i]));
+    std::vector<double> p(static_cast<std::size_t>(n));
+    double sum = 0;
+    for (int i = 0; i < n; ++i) sum += (p[i] = std::exp(double(logits[i]) - mx));
+    std::vector<int> order(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) order[i] = i;
+    k = std::max(0, std::min(k, n));
+    std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                      [&](int a, int b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+    std::vector<prediction> out;
+    for (int i = 0; i < k; ++i) {
+        const int idx = order[i];
+        out.push_back({idx < int(labels.size()) ? labels[idx] : "LABEL_" + std::to_string(idx), idx, p[idx] / sum});
+    }
+    return out;
+}
+
+// Buffers and threads for forward passes. Reuse one across calls to avoid
+// allocating (it grows to the largest batch seen); give each thread that
+// calls a model at the same time its own.
+template <class T>
+class workspace {
+public:
+    explicit workspace(int threads = 1) : pool_(threads) {}
+    int threads() const { return pool_.size(); }
+
+private:
+    template <class>
+    friend class basic_model;
+    void reserve(detail::index_t rows, detail::index_t hidden, detail::index_t inter, detail::index_t scores,
+                 detail::index_t patches) {
+        auto grow = [](std::vector<T>& v, detail::index_t n) {
+            if (v.size() < std::size_t(n)) v.assign(std::size_t(n), T(0));
+        };
+        grow(x, rows * hidden);
+        grow(ln, rows * hidden);
+        grow(qkv, rows * 3 * hidden);
+        grow(ctx, rows * hidden);
+        grow(mlp, rows * inter);
+        grow(probs, scores);
+        grow(patches_buf, patches);
+    }
+    detail::thread_pool pool_;
+    std::vector<T> x, ln, qkv, ctx, mlp, probs, patches_buf;
+    // Position embeddings resized for the last non-native grid.
+    int pos_grid_h = -1, pos_grid_w = -1;
+    std::vector<T> pos_resized;
+};
+
+template <class T>
+class basic_model {
+public:
+    using scalar = T;
+
+    // Reads DIR/config.json and the weights (see detail::read_checkpoint).
+    static basic_model load(const std::string& dir) {
+        basic_model m;
+        m.config_ = load_config(dir + "/config.json");
+        const detail::tensor_store store = detail::read_checkpoint(dir);
+        m.load_weights(detail::weight_source(store, dir));
+        return m;
+    }
+
+    const vit::config& config() const { return config_; }
+    bool has_pooler() const { return has_pooler_; }
+
+    // The forward pass of transformers' ViTForImageClassification / ViTModel.
+    // Any height and width that are multiples of the patch size are accepted;
+    // position embeddings are then interpolated as with
+    // interpolate_pos_encoding=True. Const and thread-safe: pass a workspace
+    // per calling thread to reuse buffers and set the thread count.
+    output<T> forward(const pixel_values<T>& px, const forward_options& opt = {}, workspace<T>* ws = nullptr) const {
+        workspace<T> local(1);
+        workspace<T>& w = ws ? *ws : local;
+        check_input(px);
+        using detail::index_t;
+        const index_t B = px.batch, H = config_.hidden_size, I = config_.intermediate_size;
+        const index_t heads = config_.num_attention_heads, d = config_.head_dim(), P = config_.patch_size;
+        const index_t gh = px.height / P, gw = px.width / P, G = gh * gw, Tk = G + 1, rows = B * Tk;
+        const index_t C = config_.num_channels;
+        w.reserve(rows, H, I, B * heads * Tk * Tk, B * G * C * P * P);
+        detail::thread_pool& pool = w.pool_;
+
+        output<T> out;
+        out.batch = px.batch;
+        out.tokens = static_cast<int>(Tk);
+        T* x = w.x.data();  // the residual stream [rows, H]
+
+        // Embeddings: conv(kernel = stride = P) as a product over flattened
+        // patches [C, P, P], then CLS first, then position embeddings.
+        T* patches = w.patches_buf.data();  // [B * G, C * P * P]
+        pool.parallel_for(B * G, [&](index_t bp) {
+            const index_t b = bp / G, py = (bp % G) / gw, pxi = (bp % G) % gw;
+            const T* img = px.image(int(b));
+            T* dst = patches + bp * C * P * P;
+            for (index_t c = 0; c < C; ++c)
+                for (index_t i = 0; i < P; ++i) {
+                    const T* row = img + (c * px.height + py * P + i) * px.width + pxi * P;
+                    std::copy(row, row + P, dst + (c * P + i) * P);
+                }
+        });
+        const T* pos = position_embeddings(gh, gw, px.height == px.width, w);  // [Tk, H]
+        for (index_t b = 0; b < B; ++b) {
+            // projection.weight [H, C*P*P] · patch + bias -> rows 1..G of image b
+            patch_proj_.run(patches + b * G * C * P * P, G, C * P * P, x + (b * Tk + 1) * H, H, pool);
+            std::copy(cls_token_.begin(), cls_token_.end(), x + b * Tk * H);
+            for (index_t i = 0; i < Tk * H; ++i) x[b * Tk * H + i] += pos[i];
+        }
+        if (opt.output_hidden_states) out.hidden_states.push_back(Eigen::Map<matrix<T>>(x, rows, H));
+
+        const detail::activation act = config_.act == hidden_act::gelu        ? detail::activation::gelu_erf
+                                       : config_.act == hidden_act::gelu_tanh ? detail::activation::gelu_tanh
+                                                                               : detail::activation::relu;
+        const T scale = T(1) / std::sqrt(T(d));
+        T *ln = w.ln.data(), *qkv = w.qkv.data(), *ctx = w.ctx.data(), *mlp = w.mlp.data(), *probs = w.probs.data();
+        for (const encoder_layer& L : layers_) {
+            // x = x + o_proj(attention(layernorm_before(x)))
+            L.ln_before.run(x, ln, rows, pool);
+            L.qkv.run(ln, rows, H, qkv, 3 * H, pool);  // [rows, 3H]: q | k | v
+            pool.parallel_for(B * heads, [&](index_t bh) {
+                using stride = Eigen::OuterStride<>;
+                const index_t b = bh / heads, h = bh % heads;
+                const T* base = qkv + b * Tk * 3 * H + h * d;
+                Eigen::Map<const matrix<T>, 0, stride> q(base, Tk, d, stride(3 * H));
+                Eigen::Map<const matrix<T>, 0, stride> k(base + H, Tk, d, stride(3 * H));
+                Eigen::Map<const matrix<T>, 0, stride> v(base + 2 * H, Tk, d, stride(3 * H));
+                Eigen::Map<matrix<T>> p(probs + bh * Tk * Tk, Tk, Tk);  // softmax(q k^T / sqrt(d))
+                p.noalias() = q * k.transpose();
+                for (index_t r = 0; r < Tk; ++r) {
+                    T* pr = p.row(r).data();
+                    T mx = -INFINITY;
+                    for (index_t c = 0; c < Tk; ++c) mx = std::max(mx, pr[c] * scale);
+                    T sum = 0;
+                    for (index_t c = 0; c < Tk; ++c) sum += (pr[c] = std::exp(pr[c] * scale - mx));
+                    const T inv = T(1) / sum;
+                    for (index_t c = 0; c < Tk; ++c) pr[c] *= inv;
+                }
+                Eigen::Map<matrix<T>, 0, stride> o(ctx + b * Tk * H + h * d, Tk, d, stride(H));
+                o.noalias() = p * v;
+            });
+            if (opt.output_attentions) out.attentions.push_back(Eigen::Map<matrix<T>>(probs, B * heads * Tk, Tk));
+            L.o_proj.run(ctx, rows, H, x, H, pool, detail::activation::none, x, H);
+            // x = x + fc2(act(fc1(layernorm_after(x))))
+            L.ln_after.run(x, ln, rows, pool);
+            L.fc1.run(ln, rows, H, mlp, I, pool, act);
+            L.fc2.run(mlp, rows, I, x, H, pool, detail::activation::none, x, H);
+            if (opt.output_hidden_states) out.hidden_states.push_back(Eigen::Map<matrix<T>>(x, rows, H));
+        }
+
+        final_ln_.run(x, ln, rows, pool);
+        out.last_hidden_state = Eigen::Map<matrix<T>>(ln, rows, H);
+        out.cls_embedding.resize(B, H);
+        for (index_t b = 0; b < B; ++b) out.cls_embedding.row(b) = out.last_hidden_state.row(b * Tk);
+        if (config_.arch == architecture::image_classification) {
+            out.logits.resize(B, config_.num_labels());
+            classifier_.run(out.cls_embedding.data(), B, H, out.logits.data(), config_.num_labels(), pool);
+        } else if (has_pooler_) {
+            out.pooler_output.resize(B, H);
+            pooler_.run(out.cls_embedding.data(), B, H, out.pooler_output.data(), H, pool);
+            out.pooler_output = out.pooler_output.array().tanh().matrix();
+        }
+        return out;
+    }
+
+private:
+    struct encoder_layer {
+        detail::layer_norm<T> ln_before, ln_after;  // [H]
+        detail::linear<T> qkv;                      // query|key|value stacked: [3H, H], bias [3H]
+        detail::linear<T> o_proj;                   // attention.output.dense [H, H]
+        detail::linear<T> fc1;                      // intermediate.dense [I, H]
+        detail::linear<T> fc2;                      // output.dense [H, I]
+    };
+
+    void load_weights(const detail::weight_source& w) {
+        using detail::index_t;
+        const vit::config& c = config_;
+        const index_t H = c.hidden_size, I = c.intermediate_size, P = c.patch_size, C = c.num_channels;
+        const index_t positions = index_t(c.num_patches()) + 1;
+        cls_token_ = w.read<T>("embeddings.cls_token", {1, 1, H});
+        pos_embed_ = w.read<T>("embeddings.position_embeddings", {1, positions, H});
+        patch_proj_.load(w, "embeddings.patch_embeddings.projection", H, C * P * P, {H, C, P, P});
+        layers_.resize(std::size_t(c.num_hidden_layers));
+        for (int l = 0; l < c.num_hidden_layers; ++l) {
+            const std::string p = "encoder.layer." + std::to_string(l) + ".";
+            encoder_layer& L = layers_[std::size_t(l)];
+            L.ln_before.load(w, p + "layernorm_before", H, c.layer_norm_eps);
+            L.ln_after.load(w, p + "layernorm_after", H, c.layer_norm_eps);
+            // One [3H, H] product instead of three [H, H]: a third of the passes over the activations.
+            std::vector<T> qkv_w;
+            std::vector<T> qkv_b;
+            for (const char* part : {"query", "key", "value"}) {
+                const std::string n = p + "attention.attention." + part;
+                const std::vector<T> wt = w.read<T>(n + ".weight", {H, H});
+                qkv_w.insert(qkv_w.end(), wt.begin(), wt.end());
+                const std::vector<T> bs = c.qkv_bias ? w.read<T>(n + ".bias", {H}) : std::vector<T>(std::size_t(H), T(0));
+                qkv_b.insert(qkv_b.end(), bs.begin(), bs.end());
+            }
+            L.qkv.w = detail::packed_linear<T>(qkv_w.data(), 3 * H, H);
+            L.qkv.bias = std::move(qkv_b);
+            L.o_proj.load(w, p + "attention.output.dense", H, H);
+            L.fc1.load(w, p + "intermediate.dense", I, H);
+            L.fc2.load(w, p + "output.dense", H, I);
+        }
+        final_ln_.load(w, "layernorm", H, c.layer_norm_eps);
+        if (c.arch == architecture::image_classification) {
+            classifier_.load(w, "classifier", c.num_labels(), H);
+        } else if (w.has("pooler.dense.weight")) {
+            pooler_.load(w, "pooler.dense", H, H);
+            has_pooler_ = true;
+        }
+    }
+
+    void check_input(const pixel_values<T>& px) const {
+        const int P = config_.patch_size;
+        if (px.batch < 1) throw error("forward: empty batch");
+        if (px.channels != config_.num_channels)
+            throw error("forward: input has " + std::to_string(px.channels) + " channels, the model expects " +
+                        std::to_string(config_.num_channels));
+        if (px.height < P || px.width < P || px.height % P != 0 || px.width % P != 0)
+            throw error("forward: input size " + std::to_string(px.width) + "x" + std::to_string(px.height) +
+                        " is not a multiple of the patch size " + std::to_string(P));
+        if (px.data.size() != std::size_t(px.batch) * px.channels * px.height * px.width)
+            throw error("forward: pixel_values holds " + std::to_string(px.data.size()) + " values, its shape needs " +
+                        std::to_string(std::size_t(px.batch) * px.channels * px.height * px.width));
+    }
+
+    // The checkpoint's position embeddings, or (transformers'
+    // interpolate_pos_encoding) their grid part resized bicubically to gh x gw.
+    const T* position_embeddings(int gh, int gw, bool square_input, workspace<T>& w) const {
+        const int g = static_cast<int>(std::lround(std::sqrt(double(pos_embed_.size() / config_.hidden_size - 1))));
+        const std::size_t positions = pos_embed_.size() / std::size_t(config_.hidden_size);
+        if (std::size_t(gh) * gw + 1 == positions && square_input) return pos_embed_.data();
+        if (std::size_t(g) * g + 1 != positions)
+            throw error("forward: position embeddings of " + std::to_string(positions - 1) +
+                        " patches are not a square grid, cannot interpolate them");
+        if (w.pos_grid_h != gh || w.pos_grid_w != gw) {
+            const std::size_t H = std::size_t(config_.hidden_size);
+            std::vector<double> grid(pos_embed_.begin() + std::ptrdiff_t(H), pos_embed_.end());
+            const std::vector<double> resized = detail::bicubic_resize(grid, g, g, config_.hidden_size, gh, gw);
+            w.pos_resized.assign(pos_embed_.begin(), pos_embed_.begin() + std::ptrdiff_t(H));
+            w.pos_resized.insert(w.pos_resized.end(), resized.begin(), resized.end());
+            w.pos_grid_h = gh;
+            w.pos_grid_w = gw;
+        }
+        return w.pos_resized.data();
+    }
+
+    vit::config config_;
+    std::vector<T> cls_token_;  // [H]
+    std::vector<T> pos_embed_;  // [1 + grid^2, H]
+    detail::linear<T> patch_proj_;  // projection [H, C*P*P]
+    std::vector<encoder_layer> layers_;
+    detail::layer_norm<T> final_ln_;  // [H]
+    detail::linear<T> classifier_;   // [labels, H]
+    detail::linear<T> pooler_;       // [H, H]
+    bool has_pooler_ = false;
+};
+
+using model = basic_model<float>;
+
+inline model load_model(const std::string& dir) { return model::load(dir); }
+
+}  // namespace vit

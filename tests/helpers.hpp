@@ -1,0 +1,83 @@
+// Shared by the tests: fixture paths, reference tensors, pixels from fixtures.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <vit/detail/safetensors.hpp>
+#include <vit/model.hpp>
+
+namespace test {
+
+inline std::string data(const std::string& rel) { return std::string(VIT_TEST_DATA) + "/" + rel; }
+
+inline std::string tmp_dir() {
+    const std::string d = VIT_TEST_TMP;
+    std::string cmd = "mkdir -p '" + d + "'";
+    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("cannot create " + d);
+    return d;
+}
+
+// A reference tensor as doubles, with its shape.
+struct ref_tensor {
+    std::vector<std::int64_t> shape;
+    std::vector<double> values;
+    std::vector<std::uint8_t> bytes;  // for U8 tensors
+};
+
+class reference {
+public:
+    explicit reference(const std::string& path) : store_(vit::detail::read_safetensors(path)) {}
+    ref_tensor get(const std::string& name) const {
+        const auto* e = store_.find(name);
+        if (!e) throw std::runtime_error("reference has no tensor '" + name + "'");
+        ref_tensor r;
+        r.shape = e->tensor.shape;
+        if (e->tensor.type == vit::detail::dtype::u8) {
+            r.bytes.assign(e->tensor.data, e->tensor.data + e->tensor.nbytes);
+        } else {
+            for (std::int64_t i = 0; i < e->tensor.numel(); ++i)
+                r.values.push_back(vit::detail::element_as<double>(e->tensor, std::size_t(i)));
+        }
+        return r;
+    }
+    bool has(const std::string& name) const { return store_.contains(name); }
+
+private:
+    vit::detail::tensor_store store_;
+};
+
+// transformers' normalisation of a uint8 HWC image (mean = std = 0.5), in double.
+template <class T>
+void fill_pixels(const std::vector<std::uint8_t>& hwc, int h, int w, T* chw) {
+    for (int c = 0; c < 3; ++c)
+        for (int y = 0; y < h; ++y)
+            for (int x = 0; x < w; ++x) {
+                const double v = double(hwc[(std::size_t(y) * w + x) * 3 + c]) / 255.0;
+                chw[(std::size_t(c) * h + y) * w + x] = T((v - 0.5) / 0.5);
+            }
+}
+
+template <class T>
+vit::pixel_values<T> pixels_from_refs(const std::vector<ref_tensor>& imgs) {
+    const int h = int(imgs.at(0).shape.at(0)), w = int(imgs.at(0).shape.at(1));
+    vit::pixel_values<T> px(int(imgs.size()), 3, h, w);
+    for (std::size_t i = 0; i < imgs.size(); ++i) fill_pixels(imgs[i].bytes, h, w, px.image(int(i)));
+    return px;
+}
+
+template <class Mat>
+double max_abs_diff(const Mat& m, const std::vector<double>& ref, std::size_t offset = 0) {
+    double worst = 0;
+    for (Eigen::Index i = 0; i < m.size(); ++i)
+        worst = std::max(worst, std::abs(double(m.data()[i]) - ref.at(offset + std::size_t(i))));
+    return worst;
+}
+
+inline const std::vector<std::string>& image_stems() {
+    static const std::vector<std::string> stems = {"coco_cats", "chelsea", "camera_gray", "coffee", "tiny_7x5"};
+    return stems;
+}
+
+}  // namespace test

@@ -1,0 +1,110 @@
+#include <catch2/catch.hpp>
+
+#include "helpers.hpp"
+
+namespace {
+
+const char* tiny = "vit-tiny-random/model";
+
+template <class T>
+void check_tiny_image(const vit::basic_model<T>& m, const test::reference& ref, const std::string& stem, double tol) {
+    INFO("image " << stem);
+    const auto px = test::pixels_from_refs<T>({ref.get(stem + ".resized_u8")});
+    vit::forward_options opt;
+    opt.output_hidden_states = opt.output_attentions = true;
+    const auto out = m.forward(px, opt);
+    CHECK(test::max_abs_diff(out.logits, ref.get(stem + ".logits").values) < tol);
+    CHECK(test::max_abs_diff(out.cls_embedding, ref.get(stem + ".cls_embedding").values) < tol);
+    const auto hs = ref.get(stem + ".hidden_states");  // [layers + 1, 145, hidden]
+    REQUIRE(out.hidden_states.size() == std::size_t(hs.shape.at(0)));
+    const std::size_t hs_stride = std::size_t(hs.shape.at(1) * hs.shape.at(2));
+    for (std::size_t l = 0; l < out.hidden_states.size(); ++l) {
+        INFO("hidden state " << l);
+        CHECK(test::max_abs_diff(out.hidden_states[l], hs.values, l * hs_stride) < tol);
+    }
+    const auto at = ref.get(stem + ".attentions");  // [layers, heads, 145, 145]
+    REQUIRE(out.attentions.size() == std::size_t(at.shape.at(0)));
+    const std::size_t at_stride = std::size_t(at.shape.at(1) * at.shape.at(2) * at.shape.at(3));
+    for (std::size_t l = 0; l < out.attentions.size(); ++l) {
+        INFO("attention " << l);
+        CHECK(test::max_abs_diff(out.attentions[l], at.values, l * at_stride) < tol);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("tiny model: logits, hidden states and attentions match transformers (float)") {
+    const auto m = vit::load_model(test::data(tiny));
+    const test::reference ref(test::data("vit-tiny-random/reference.safetensors"));
+    CHECK(m.config().num_labels() == 10);
+    CHECK(m.config().labels.at(8) == "hen");
+    for (const auto& stem : test::image_stems()) check_tiny_image(m, ref, stem, 1e-5);
+}
+
+TEST_CASE("tiny model: the double instantiation matches to 1e-6") {
+    const auto m = vit::basic_model<double>::load(test::data(tiny));
+    const test::reference ref(test::data("vit-tiny-random/reference.safetensors"));
+    for (const auto& stem : test::image_stems()) check_tiny_image(m, ref, stem, 1e-6);
+}
+
+TEST_CASE("a batch gives the single-image results") {
+    const auto m = vit::load_model(test::data(tiny));
+    const test::reference ref(test::data("vit-tiny-random/reference.safetensors"));
+    std::vector<test::ref_tensor> imgs;
+    for (const auto& stem : test::image_stems()) imgs.push_back(ref.get(stem + ".resized_u8"));
+    vit::workspace<float> ws(2);
+    const auto batch = m.forward(test::pixels_from_refs<float>(imgs), {}, &ws);
+    REQUIRE(batch.logits.rows() == 5);
+    const auto batch_ref = ref.get("batch.logits_fp32");
+    CHECK(test::max_abs_diff(batch.logits, batch_ref.values) < 1e-5);
+    for (std::size_t i = 0; i < imgs.size(); ++i) {
+        const auto single = m.forward(test::pixels_from_refs<float>({imgs[i]}), {}, &ws);
+        INFO("image " << i);
+        CHECK((batch.logits.row(Eigen::Index(i)) - single.logits.row(0)).cwiseAbs().maxCoeff() < 1e-5);
+        CHECK((batch.last_hidden_state.middleRows(Eigen::Index(i) * 145, 145) - single.last_hidden_state)
+                  .cwiseAbs()
+                  .maxCoeff() < 1e-5);
+    }
+}
+
+TEST_CASE("backbone checkpoint: last_hidden_state and pooler_output") {
+    const auto m = vit::load_model(test::data("vit-tiny-features/model"));
+    REQUIRE(m.config().arch == vit::architecture::backbone);
+    REQUIRE(m.has_pooler());
+    const test::reference ref(test::data("vit-tiny-features/reference.safetensors"));
+    for (const std::string stem : {"coco_cats", "chelsea", "camera_gray"}) {
+        INFO("image " << stem);
+        const auto out = m.forward(test::pixels_from_refs<float>({ref.get(stem + ".resized_u8")}));
+        CHECK(out.logits.size() == 0);
+        CHECK(test::max_abs_diff(out.last_hidden_state, ref.get(stem + ".last_hidden_state").values) < 1e-5);
+        CHECK(test::max_abs_diff(out.pooler_output, ref.get(stem + ".pooler_output").values) < 1e-5);
+    }
+}
+
+TEST_CASE("other resolutions interpolate the position embeddings as transformers does") {
+    const auto m = vit::load_model(test::data(tiny));
+    const test::reference ref(test::data("vit-tiny-random/reference.safetensors"));
+    const auto img = ref.get("coco_cats.resized_u8_448x320");
+    REQUIRE(img.shape == std::vector<std::int64_t>{320, 448, 3});
+    const auto out = m.forward(test::pixels_from_refs<float>({img}));
+    CHECK(out.tokens == 1 + 10 * 14);
+    CHECK(test::max_abs_diff(out.logits, ref.get("coco_cats.logits_interpolated_448x320").values) < 1e-5);
+}
+
+TEST_CASE("forward refuses input of the wrong shape") {
+    const auto m = vit::load_model(test::data(tiny));
+    CHECK_THROWS_WITH(m.forward(vit::pixel_values<float>(1, 3, 100, 384)),
+                      Catch::Contains("100") && Catch::Contains("patch size 32"));
+    CHECK_THROWS_WITH(m.forward(vit::pixel_values<float>(1, 1, 384, 384)), Catch::Contains("1 channels"));
+    CHECK_THROWS_WITH(m.forward(vit::pixel_values<float>()), Catch::Contains("empty batch"));
+}
+
+TEST_CASE("top_k is the softmax's best, best first") {
+    const std::vector<float> logits = {0.f, 2.f, 1.f};
+    const auto p = vit::top_k(logits.data(), 3, 2, {"a", "b", "c"});
+    REQUIRE(p.size() == 2);
+    const double z = 1 + std::exp(2.0) + std::exp(1.0);
+    CHECK(p[0].label == "b");
+    CHECK(p[0].score == Approx(std::exp(2.0) / z).epsilon(1e-12));
+    CHECK(p[1].index == 2);
+}
