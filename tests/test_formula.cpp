@@ -1,0 +1,42 @@
+// The full-size ViT-L/32-384, weights regenerated from the fixture's formula,
+// written to a real checkpoint folder and loaded the way a user's is.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include "../tools/formula.hpp"
+#include "helpers.hpp"
+
+TEST_CASE("ViT-L/32-384 from the formula: logits and CLS trajectory match transformers", "[large]") {
+    const std::string dir = test::tmp_dir() + "/vit-large-formula";
+    REQUIRE(std::system(("mkdir -p '" + dir + "' && cp '" + test::data("vit-large-formula/config.json") + "' '" + dir + "/'").c_str()) == 0);
+    const vit::config cfg = vit::load_config(dir + "/config.json");
+    {
+        const auto tensors = formula::make_tensors(cfg);
+        std::size_t params = 0;
+        for (const auto& t : tensors) params += t.bytes.size() / 4;
+        REQUIRE(params == 306632680);
+        // The fixture README's check values.
+        const float* cb = reinterpret_cast<const float*>(tensors.at(0).bytes.data());
+        REQUIRE(tensors.at(0).name == "classifier.bias");
+        CHECK(cb[0] == Approx(0.03833108).margin(1e-8));
+        CHECK(cb[2] == Approx(0.00911897).margin(1e-8));
+        vit::detail::write_safetensors(dir + "/model.safetensors", tensors);
+    }
+    const auto m = vit::load_model(dir);
+    const test::reference tiny_ref(test::data("vit-tiny-random/reference.safetensors"));
+    const test::reference ref(test::data("vit-large-formula/reference.safetensors"));
+    vit::forward_options opt;
+    opt.output_hidden_states = true;
+    vit::workspace<float> ws(2);
+    const auto out = m.forward(test::pixels_from_refs<float>({tiny_ref.get("coco_cats.resized_u8")}), opt, &ws);
+    CHECK(test::max_abs_diff(out.logits, ref.get("coco_cats.logits").values) < 5e-5);
+    CHECK(test::max_abs_diff(out.cls_embedding, ref.get("coco_cats.cls_embedding").values) < 1e-4);
+    const auto traj = ref.get("coco_cats.cls_trajectory");  // [25, 1024]
+    REQUIRE(out.hidden_states.size() == 25);
+    for (std::size_t l = 0; l < 25; ++l) {
+        INFO("layer " << l);
+        CHECK(test::max_abs_diff(out.hidden_states[l].row(0), traj.values, l * 1024) < 1e-4);
+    }
+    REQUIRE(std::remove((dir + "/model.safetensors").c_str()) == 0);  // 1.2 GB
+}
