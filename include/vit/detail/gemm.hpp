@@ -4,77 +4,115 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include <Eigen/Core>
 
+#include "gemm_avx2.hpp"
+#include "gemm_avx512.hpp"
+#include "gemm_common.hpp"
 #include "thread_pool.hpp"
 
 namespace vit::detail {
 
-enum class activation { none, gelu_erf, gelu_tanh, relu };
-
-template <class T>
-inline T activate(activation act, T x) {
-    switch (act) {
-        case activation::none: return x;
-        case activation::gelu_erf: return T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440)));
-        case activation::gelu_tanh: {
-            const T c = T(0.79788456080286535588);  // sqrt(2/pi)
-            return T(0.5) * x * (T(1) + std::tanh(c * (x + T(0.044715) * x * x * x)));
-        }
-        case activation::relu: return x > T(0) ? x : T(0);
-    }
-    return x;
-}
-
-// What happens to each output element after the product, fused so the output
-// is written once: c = act(acc + bias[j]) + residual[i, j].
-template <class T>
-struct epilogue {
-    const T* bias = nullptr;          // [n] or null
-    activation act = activation::none;
-    const T* residual = nullptr;      // [m, ld_residual] or null; may alias c
-    std::int64_t ld_residual = 0;
-};
-
 template <class T>
 using row_matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Portable product (Eigen), the reference for the SIMD paths and the only path
+// for double.
+template <class T>
+void eigen_linear(const row_matrix<T>& w, const T* a, std::int64_t m, std::int64_t lda, T* c, std::int64_t ldc,
+                  const epilogue<T>& ep, thread_pool& pool) {
+    using stride = Eigen::OuterStride<>;
+    const std::int64_t n = w.rows(), k = w.cols();
+    const std::int64_t rows_per_task = 16;
+    const std::int64_t tasks = (m + rows_per_task - 1) / rows_per_task;
+    pool.parallel_for(tasks, [&](std::int64_t t) {
+        const std::int64_t r0 = t * rows_per_task, rows = std::min(rows_per_task, m - r0);
+        Eigen::Map<const row_matrix<T>, 0, stride> A(a + r0 * lda, rows, k, stride(lda));
+        row_matrix<T> acc = A * w.transpose();
+        for (std::int64_t i = 0; i < rows; ++i) {
+            T* out = c + (r0 + i) * ldc;
+            const T* res = ep.residual ? ep.residual + (r0 + i) * ep.ld_residual : nullptr;
+            for (std::int64_t j = 0; j < n; ++j) {
+                T v = acc(i, j) + (ep.bias ? ep.bias[j] : T(0));
+                v = activate(ep.act, v);
+                out[j] = res ? v + res[j] : v;
+            }
+        }
+    });
+}
+
+// Splits the weight panels over the pool's threads, one contiguous range per
+// thread: each thread streams only its half of the weights (the product is
+// bound by weight traffic at batch 1) and packs the activations it needs.
+template <class F>
+void run_panel_ranges(std::int64_t panels, thread_pool& pool, F&& fn) {
+    const std::int64_t tasks = std::max<std::int64_t>(1, std::min<std::int64_t>(pool.size(), panels));
+    pool.parallel_for(tasks, [&](std::int64_t t) {
+        fn(panels * t / tasks, panels * (t + 1) / tasks);
+    });
+}
 
 // A Linear layer's weight [n, k] (PyTorch's [out, in]) laid out for the product.
 template <class T>
 class packed_linear {
 public:
     packed_linear() = default;
-    packed_linear(const T* w_nk, std::int64_t n, std::int64_t k)
-        : w_(Eigen::Map<const row_matrix<T>>(w_nk, n, k)) {}
-
-    std::int64_t n() const { return w_.rows(); }
-    std::int64_t k() const { return w_.cols(); }
-
-    // a: [m, k] with row stride lda; c: [m, n] with row stride ldc.
-    void run(const T* a, std::int64_t m, std::int64_t lda, T* c, std::int64_t ldc,
-             const epilogue<T>& ep, thread_pool& pool) const {
-        using stride = Eigen::OuterStride<>;
-        const std::int64_t rows_per_task = 16;
-        const std::int64_t tasks = (m + rows_per_task - 1) / rows_per_task;
-        pool.parallel_for(tasks, [&](std::int64_t t) {
-            const std::int64_t r0 = t * rows_per_task, rows = std::min(rows_per_task, m - r0);
-            Eigen::Map<const row_matrix<T>, 0, stride> A(a + r0 * lda, rows, k(), stride(lda));
-            row_matrix<T> acc = A * w_.transpose();
-            for (std::int64_t i = 0; i < rows; ++i) {
-                T* out = c + (r0 + i) * ldc;
-                const T* res = ep.residual ? ep.residual + (r0 + i) * ep.ld_residual : nullptr;
-                for (std::int64_t j = 0; j < n(); ++j) {
-                    T v = acc(i, j) + (ep.bias ? ep.bias[j] : T(0));
-                    v = activate(ep.act, v);
-                    out[j] = res ? v + res[j] : v;
-                }
+    packed_linear(const T* w_nk, std::int64_t n, std::int64_t k, gemm_kernel want = gemm_kernel::automatic)
+        : n_(n), k_(k) {
+        // k == 0 (a product of nothing) is left to the portable path.
+        kernel_ = std::is_same_v<T, float> && k > 0 ? resolve_kernel(want) : gemm_kernel::portable;
+#ifdef VIT_GEMM_X86
+        if constexpr (std::is_same_v<T, float>) {
+            if (kernel_ == gemm_kernel::avx512) {
+                packed_.reset(static_cast<std::size_t>((n + 31) / 32 * 32 * k));
+                avx512::pack_f32(w_nk, n, k, packed_.data());
+                return;
             }
-        });
+            if (kernel_ == gemm_kernel::avx2) {
+                packed_.reset(static_cast<std::size_t>((n + 15) / 16 * 16 * k));
+                avx2::pack_f32(w_nk, n, k, packed_.data());
+                return;
+            }
+        }
+#endif
+        w_ = Eigen::Map<const row_matrix<T>>(w_nk, n, k);
+    }
+
+    std::int64_t n() const { return n_; }
+    std::int64_t k() const { return k_; }
+    gemm_kernel kernel() const { return kernel_; }
+
+    // a: [m, k] with row stride lda; c: [m, n] with row stride ldc. Safe to call
+    // concurrently (each thread's scratch is its own).
+    void run(const T* a, std::int64_t m, std::int64_t lda, T* c, std::int64_t ldc, const epilogue<T>& ep,
+             thread_pool& pool) const {
+        if (m <= 0 || n_ <= 0) return;
+#ifdef VIT_GEMM_X86
+        if constexpr (std::is_same_v<T, float>) {
+            if (kernel_ == gemm_kernel::avx512) {
+                run_panel_ranges((n_ + 31) / 32, pool, [&](std::int64_t p0, std::int64_t p1) {
+                    avx512::f32_run_panels(a, m, lda, packed_.data(), n_, k_, c, ldc, ep, p0, p1);
+                });
+                return;
+            }
+            if (kernel_ == gemm_kernel::avx2) {
+                run_panel_ranges((n_ + 15) / 16, pool, [&](std::int64_t p0, std::int64_t p1) {
+                    avx2::f32_run_panels(a, m, lda, packed_.data(), n_, k_, c, ldc, ep, p0, p1);
+                });
+                return;
+            }
+        }
+#endif
+        eigen_linear(w_, a, m, lda, c, ldc, ep, pool);
     }
 
 private:
-    row_matrix<T> w_;
+    std::int64_t n_ = 0, k_ = 0;
+    gemm_kernel kernel_ = gemm_kernel::portable;
+    row_matrix<T> w_;             // portable path
+    aligned_array<T> packed_;     // SIMD paths: panels of the kernel's width
 };
 
 }  // namespace vit::detail

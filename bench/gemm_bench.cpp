@@ -1,0 +1,103 @@
+// Micro-benchmark of the linear layers on ViT-L/32-384's shapes: GFLOP/s
+// (2 m n k per product), median over repetitions, on a 2-thread pool.
+//   g++ -O2 -std=c++17 -I include -I/usr/include/eigen3 bench/gemm_bench.cpp -pthread
+//   ./a.out [threads] [reps] [kernel: auto|portable|avx2|avx512]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <utility>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "vit/detail/gemm.hpp"
+
+using namespace vit::detail;
+
+namespace {
+
+struct shape {
+    const char* name;
+    std::int64_t n, k;
+    activation act;
+    bool residual;
+};
+
+double cpu_seconds() {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+// Median wall time, and median process CPU time: the second is less disturbed
+// by other processes taking a core (the pool's idle threads sleep), which
+// makes it the better figure for comparing kernels on a busy machine.
+template <class F>
+std::pair<double, double> median_seconds(int reps, F&& f) {
+    std::vector<double> t, cpu;
+    for (int r = 0; r < reps; ++r) {
+        const double c0 = cpu_seconds();
+        const auto t0 = std::chrono::steady_clock::now();
+        f();
+        t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        cpu.push_back(cpu_seconds() - c0);
+    }
+    std::sort(t.begin(), t.end());
+    std::sort(cpu.begin(), cpu.end());
+    return {t[t.size() / 2], cpu[cpu.size() / 2]};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
+    const int reps = argc > 2 ? std::atoi(argv[2]) : 21;
+    const std::string which = argc > 3 ? argv[3] : "auto";
+    const gemm_kernel want = which == "portable" ? gemm_kernel::portable
+                             : which == "avx2"   ? gemm_kernel::avx2
+                             : which == "avx512" ? gemm_kernel::avx512
+                                                 : gemm_kernel::automatic;
+    const shape shapes[] = {{"qkv", 3072, 1024, activation::none, false},
+                            {"attn_out", 1024, 1024, activation::none, true},
+                            {"mlp_up", 4096, 1024, activation::gelu_erf, false},
+                            {"mlp_down", 1024, 4096, activation::none, true}};
+    thread_pool pool(threads);
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<float> dist(-1.f, 1.f);
+    std::printf("threads %d, reps %d (median), kernel %s\n", threads, reps, which.c_str());
+    std::printf("%-10s %6s %6s %6s %10s %10s %14s\n", "shape", "m", "n", "k", "ms", "GFLOP/s", "GFLOP/cpu-s*T");
+    for (std::int64_t m : {145, 1160}) {
+        for (const shape& s : shapes) {
+            std::vector<float> w(s.n * s.k), a(m * s.k), bias(s.n), c(m * s.n);
+            for (auto& x : w) x = dist(rng) * 0.03f;
+            // As in the model, weights come from DRAM: cycle through copies
+            // totalling more than the last-level cache.
+            const std::int64_t copies = std::max<std::int64_t>(2, (256 << 20) / (4 * s.n * s.k));
+            for (auto& x : a) x = dist(rng);
+            for (auto& x : bias) x = dist(rng);
+            for (auto& x : c) x = dist(rng);
+            std::vector<packed_linear<float>> lin;
+            for (std::int64_t i = 0; i < copies; ++i) lin.emplace_back(w.data(), s.n, s.k, want);
+            std::int64_t next = 0;
+            epilogue<float> ep;
+            ep.bias = bias.data();
+            ep.act = s.act;
+            if (s.residual) {
+                ep.residual = c.data();
+                ep.ld_residual = s.n;
+            }
+            auto call = [&] {
+                lin[next].run(a.data(), m, s.k, c.data(), s.n, ep, pool);
+                next = (next + 1) % copies;
+            };
+            for (int i = 0; i < 3; ++i) call();
+            const auto [sec, cpu] = median_seconds(reps, call);
+            const double flop = 2.0 * m * s.n * s.k;
+            std::printf("%-10s %6lld %6lld %6lld %10.3f %10.1f %14.1f\n", s.name, (long long)m, (long long)s.n,
+                        (long long)s.k, sec * 1e3, flop / sec * 1e-9, flop / (cpu / threads) * 1e-9);
+        }
+    }
+}

@@ -1,0 +1,289 @@
+// AVX-512 fp32 linear layer: packed weight panels, register-blocked micro-kernel,
+// vectorised epilogue. Compiled with target attributes, so a binary built
+// without -march flags carries it and uses it only where the CPU has AVX-512.
+#pragma once
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define VIT_GEMM_X86 1
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "gemm_common.hpp"
+
+#define VIT_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,bmi,bmi2")))
+#define VIT_AVX512_INLINE VIT_AVX512 inline __attribute__((always_inline))
+
+namespace vit::detail::avx512 {
+
+// ---------------------------------------------------------------------------
+// Vector math for the epilogue.
+
+// GCC 12 warns (-Wmaybe-uninitialized) about the unmasked forms of these
+// intrinsics, whose source operand is left undefined; the zero-masked forms
+// with a full mask are the same instructions.
+VIT_AVX512_INLINE __m512 max_ps(__m512 a, __m512 b) { return _mm512_maskz_max_ps(__mmask16(0xffff), a, b); }
+VIT_AVX512_INLINE __m512 min_ps(__m512 a, __m512 b) { return _mm512_maskz_min_ps(__mmask16(0xffff), a, b); }
+VIT_AVX512_INLINE __m512 scalef_ps(__m512 a, __m512 b) { return _mm512_maskz_scalef_ps(__mmask16(0xffff), a, b); }
+template <int Imm>
+VIT_AVX512_INLINE __m512 roundscale_ps(__m512 a) { return _mm512_maskz_roundscale_ps(__mmask16(0xffff), a, Imm); }
+
+
+// exp(hi + lo), |lo| <= ~2: the caller's argument is the sum of a large
+// exact-ish part and a small one (e.g. -a*a split by FMA, plus a polynomial),
+// and keeping them apart through the range reduction keeps erfc's relative
+// error near float rounding instead of growing with a*a. hi - n*C1 is exact
+// (both are multiples of hi's ulp and their difference is below 4).
+VIT_AVX512_INLINE __m512 exp_ps(__m512 hi, __m512 lo) {
+    hi = max_ps(min_ps(hi, _mm512_set1_ps(100.f)), _mm512_set1_ps(-150.f));
+    const __m512 n = roundscale_ps<_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC>(
+        _mm512_mul_ps(_mm512_add_ps(hi, lo), _mm512_set1_ps(1.44269504088896341f)));
+    // Cody-Waite: 0.693359375 has few bits so n*C1 is exact.
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), hi);
+    r = _mm512_add_ps(r, lo);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    // Taylor to degree 7 on |r| <= 0.35: truncation 5e-9 relative.
+    __m512 p = _mm512_set1_ps(1.f / 5040);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 720));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+    return scalef_ps(p, n);  // 2^n without overflow tricks; saturates to 0 / inf
+}
+
+// 0.5 x (1 + erf(x / sqrt 2)). 1 + erf(z) is erfc(-z): computing erfc(|z|)
+// with a relative error of a few 1e-8 gives 1 + erf with that relative error
+// for z < 0 (no cancellation in the tail, unlike 1 + erf) and an absolute one
+// below 1e-7 for z >= 0. erfc(a) = t exp(-a^2 + P(u)), t = 2 / (2 + a),
+// u = (t - 7/12) / (5/12), P a degree-11 Chebyshev fit on a in [0, 10]
+// (max fit error 2.7e-9; a is clamped at 10 where erfc is 2e-45).
+VIT_AVX512_INLINE __m512 gelu_erf_ps(__m512 x) {
+    const __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f));
+    const __m512 a = min_ps(_mm512_abs_ps(z), _mm512_set1_ps(10.f));
+    const __m512 t = _mm512_div_ps(_mm512_set1_ps(2.f), _mm512_add_ps(a, _mm512_set1_ps(2.f)));
+    const __m512 u = _mm512_fmadd_ps(t, _mm512_set1_ps(2.4f), _mm512_set1_ps(-1.4f));
+    __m512 p = _mm512_set1_ps(-4.619178593e-06f);
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-2.280496016e-05f));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(6.755849376e-05f));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(1.297409379e-04f));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-5.470131720e-04f));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-2.758495092e-04f));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(3.713026487e-03f));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-1.045591842e-03f));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-2.947132709e-02f));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(1.574507910e-02f));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(5.703071524e-01f));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-5.585953538e-01f));
+    // a^2 = x^2 / 2 from x itself (exact as hi + lo): going through the
+    // rounded z would cost a relative error of a^2 ulps in the tail. Where a
+    // is clamped, x^2 / 2 is clamped to match.
+    const __m512 xc = min_ps(_mm512_abs_ps(x), _mm512_set1_ps(14.142135f));
+    const __m512 x2 = _mm512_mul_ps(xc, xc);
+    const __m512 x2_err = _mm512_fmsub_ps(xc, xc, x2);
+    const __m512 erfc = _mm512_mul_ps(
+        t, exp_ps(_mm512_mul_ps(x2, _mm512_set1_ps(-0.5f)), _mm512_fnmadd_ps(x2_err, _mm512_set1_ps(0.5f), p)));
+    const __mmask16 neg = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ);
+    const __m512 one_plus_erf = _mm512_mask_blend_ps(neg, _mm512_sub_ps(_mm512_set1_ps(2.f), erfc), erfc);
+    return _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)), one_plus_erf);
+}
+
+// 0.5 x (1 + tanh(y)) == x / (1 + exp(-2y)): no cancellation for small y.
+VIT_AVX512_INLINE __m512 gelu_tanh_ps(__m512 x) {
+    const __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+    const __m512 y = _mm512_mul_ps(_mm512_fmadd_ps(x3, _mm512_set1_ps(0.044715f), x),
+                                   _mm512_set1_ps(0.79788456080286535588f));
+    const __m512 e = exp_ps(_mm512_mul_ps(y, _mm512_set1_ps(-2.f)), _mm512_setzero_ps());
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.f), e));
+}
+
+template <activation A>
+VIT_AVX512_INLINE __m512 activate_ps(__m512 v) {
+    if constexpr (A == activation::gelu_erf) return gelu_erf_ps(v);
+    if constexpr (A == activation::gelu_tanh) return gelu_tanh_ps(v);
+    if constexpr (A == activation::relu) return max_ps(v, _mm512_setzero_ps());
+    return v;
+}
+
+// c[i, 0:16*vecs] = act(c + bias) + residual over a block of rows, in place.
+// `mask` covers the last vector (output column tail).
+template <activation A>
+VIT_AVX512 void epilogue_rows(float* c, std::int64_t ldc, int rows, int vecs, __mmask16 mask, const float* bias,
+                              const float* res, std::int64_t ldr) {
+    for (int v = 0; v < vecs; ++v) {
+        const __mmask16 mk = v == vecs - 1 ? mask : __mmask16(0xffff);
+        const __m512 b = bias ? _mm512_maskz_loadu_ps(mk, bias + 16 * v) : _mm512_setzero_ps();
+        for (int i = 0; i < rows; ++i) {
+            float* p = c + i * ldc + 16 * v;
+            __m512 x = activate_ps<A>(_mm512_add_ps(_mm512_maskz_loadu_ps(mk, p), b));
+            if (res) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mk, res + i * ldr + 16 * v));
+            _mm512_mask_storeu_ps(p, mk, x);
+        }
+    }
+}
+
+inline void epilogue_rows_any(activation act, float* c, std::int64_t ldc, int rows, int vecs, __mmask16 mask,
+                              const float* bias, const float* res, std::int64_t ldr) {
+    switch (act) {
+        case activation::none: return epilogue_rows<activation::none>(c, ldc, rows, vecs, mask, bias, res, ldr);
+        case activation::gelu_erf: return epilogue_rows<activation::gelu_erf>(c, ldc, rows, vecs, mask, bias, res, ldr);
+        case activation::gelu_tanh:
+            return epilogue_rows<activation::gelu_tanh>(c, ldc, rows, vecs, mask, bias, res, ldr);
+        case activation::relu: return epilogue_rows<activation::relu>(c, ldc, rows, vecs, mask, bias, res, ldr);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// fp32 product.
+//
+// Weights: panels of NR = 32 output columns (two zmm), each [k][32], padded
+// with zero columns; a panel's k-block is contiguous so it streams linearly.
+// Activations: per (row block, k block) copied to [rows][KC] (plain row copies,
+// fixed stride KC, so the micro-kernel addresses row i with an immediate
+// offset and one pointer).
+// Micro-kernel: up to 14 rows x 32 columns of accumulators (28 zmm), one
+// broadcast of A per row and two B loads per k step; loads stay well below
+// the two-per-cycle limit while both FMA pipes are busy.
+struct f32_params {
+    static constexpr int nr = 32;
+    static constexpr int mr = 14;
+    static constexpr int kc = 256;  // B micro-panel kc x 32 floats = 32 KiB: stays in L1 across row tiles
+    static constexpr int mc = 320;  // A block mc x kc floats = 320 KiB: stays in L2 across panels
+};
+
+// Weight layout: k-blocks outermost, then panels, then [kc][32]: the panels a
+// thread sweeps for one k-block are one contiguous stream, which the hardware
+// prefetchers follow from DRAM (the weights never stay in cache between
+// layers).
+inline std::int64_t f32_block_offset(std::int64_t panels, std::int64_t k, std::int64_t k0, std::int64_t p) {
+    return k0 * panels * 32 + p * std::min<std::int64_t>(f32_params::kc, k - k0) * 32;
+}
+
+inline void pack_f32(const float* w_nk, std::int64_t n, std::int64_t k, float* out) {
+    const std::int64_t panels = (n + 31) / 32;
+    for (std::int64_t k0 = 0; k0 < k; k0 += f32_params::kc) {
+        const std::int64_t kc = std::min<std::int64_t>(f32_params::kc, k - k0);
+        for (std::int64_t p = 0; p < panels; ++p) {
+            float* dst = out + f32_block_offset(panels, k, k0, p);
+            const std::int64_t cols = std::min<std::int64_t>(32, n - p * 32);
+            for (std::int64_t j = 0; j < cols; ++j) {
+                const float* src = w_nk + (p * 32 + j) * k + k0;
+                for (std::int64_t kk = 0; kk < kc; ++kk) dst[kk * 32 + j] = src[kk];
+            }
+        }
+    }
+}
+
+template <int MR>
+VIT_AVX512 void f32_tile(int kc, const float* a, const float* b, float* c, std::int64_t ldc, bool load_c,
+                         __mmask16 m0, __mmask16 m1) {
+    constexpr int KC = f32_params::kc;
+    __m512 c0[MR], c1[MR];
+    if (load_c) {
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) {
+            c0[i] = _mm512_maskz_loadu_ps(m0, c + i * ldc);
+            c1[i] = _mm512_maskz_loadu_ps(m1, c + i * ldc + 16);
+        }
+    } else {
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+    }
+#pragma GCC unroll 2
+    for (int k = 0; k < kc; ++k) {
+        const __m512 b0 = _mm512_load_ps(b + 32 * k);
+        const __m512 b1 = _mm512_load_ps(b + 32 * k + 16);
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) {
+            const __m512 ai = _mm512_set1_ps(a[i * KC + k]);
+            c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+        _mm512_mask_storeu_ps(c + i * ldc, m0, c0[i]);
+        _mm512_mask_storeu_ps(c + i * ldc + 16, m1, c1[i]);
+    }
+}
+
+using f32_tile_fn = void (*)(int, const float*, const float*, float*, std::int64_t, bool, __mmask16, __mmask16);
+
+inline f32_tile_fn f32_tile_for(int rows) {
+    static constexpr f32_tile_fn table[] = {nullptr,      f32_tile<1>,  f32_tile<2>,  f32_tile<3>,  f32_tile<4>,
+                                            f32_tile<5>,  f32_tile<6>,  f32_tile<7>,  f32_tile<8>,  f32_tile<9>,
+                                            f32_tile<10>, f32_tile<11>, f32_tile<12>, f32_tile<13>, f32_tile<14>};
+    static_assert(sizeof(table) / sizeof(table[0]) == f32_params::mr + 1, "one tile per row count");
+    return table[rows];
+}
+
+// Splits `total` into `parts` nearly equal pieces; returns the start of piece i.
+inline std::int64_t even_split(std::int64_t total, std::int64_t parts, std::int64_t i) {
+    return total / parts * i + std::min(i, total % parts);
+}
+
+// Computes output columns [32 * p_begin, min(n, 32 * p_end)) for all m rows.
+// Each thread takes its own column range, so it streams only its share of
+// the weights; row tiles are sized evenly (145 rows -> 11 tiles of 13-14)
+// so no tile runs at a fraction of the register block.
+VIT_AVX512 inline void f32_run_panels(const float* a, std::int64_t m, std::int64_t lda, const float* wp,
+                                      std::int64_t n, std::int64_t k, float* c, std::int64_t ldc,
+                                      const epilogue<float>& ep, std::int64_t p_begin, std::int64_t p_end) {
+    using P = f32_params;
+    if (p_begin >= p_end) return;
+    const std::int64_t col0 = p_begin * 32, col1 = std::min(n, p_end * 32), ncols = col1 - col0;
+
+    // Output feeds its own residual: with a linear epilogue the residual just
+    // seeds the accumulators; otherwise it is saved before c is overwritten.
+    const bool res_is_c = ep.residual == c && ep.ld_residual == ldc;
+    const bool seed_with_c = res_is_c && ep.act == activation::none;
+    const float* res = seed_with_c ? nullptr : ep.residual;  // element (i, col0)
+    std::int64_t ldr = ep.ld_residual;
+    if (res) res += col0;
+    if (res_is_c && !seed_with_c) {
+        float* saved = static_cast<float*>(thread_scratch(1, sizeof(float) * m * ncols));
+        for (std::int64_t i = 0; i < m; ++i) std::memcpy(saved + i * ncols, c + i * ldc + col0, sizeof(float) * ncols);
+        res = saved;
+        ldr = ncols;
+    }
+
+    const std::int64_t panels = (n + 31) / 32;
+    const std::int64_t mblocks = (m + P::mc - 1) / P::mc;
+    float* ap = static_cast<float*>(thread_scratch(0, sizeof(float) * P::mc * P::kc));
+    for (std::int64_t mb = 0; mb < mblocks; ++mb) {
+        const std::int64_t r0 = even_split(m, mblocks, mb), rows = even_split(m, mblocks, mb + 1) - r0;
+        const std::int64_t tiles = (rows + P::mr - 1) / P::mr;
+        for (std::int64_t k0 = 0; k0 < k; k0 += P::kc) {
+            const int kc = static_cast<int>(std::min<std::int64_t>(P::kc, k - k0));
+            for (std::int64_t i = 0; i < rows; ++i)
+                std::memcpy(ap + i * P::kc, a + (r0 + i) * lda + k0, sizeof(float) * kc);
+            const bool first = k0 == 0, last = k0 + kc >= k;
+            for (std::int64_t p = p_begin; p < p_end; ++p) {
+                const std::int64_t j0 = p * 32;
+                const int width = static_cast<int>(std::min<std::int64_t>(32, n - j0));
+                const __mmask16 m0 = width >= 16 ? 0xffff : __mmask16((1u << width) - 1);
+                const __mmask16 m1 = width >= 32 ? 0xffff : width <= 16 ? 0 : __mmask16((1u << (width - 16)) - 1);
+                const float* bp = wp + f32_block_offset(panels, k, k0, p);
+                for (std::int64_t t = 0; t < tiles; ++t) {
+                    const std::int64_t i0 = even_split(rows, tiles, t), tr = even_split(rows, tiles, t + 1) - i0;
+                    float* ct = c + (r0 + i0) * ldc + j0;
+                    f32_tile_for(static_cast<int>(tr))(kc, ap + i0 * P::kc, bp, ct, ldc, !first || seed_with_c, m0,
+                                                       m1);
+                    if (last) {
+                        const int vecs = (width + 15) / 16;
+                        const __mmask16 tail = width % 16 ? __mmask16((1u << (width % 16)) - 1) : __mmask16(0xffff);
+                        epilogue_rows_any(ep.act, ct, ldc, static_cast<int>(tr), vecs, tail,
+                                          ep.bias ? ep.bias + j0 : nullptr,
+                                          res ? res + (r0 + i0) * ldr + (j0 - col0) : nullptr, ldr);
+                    }
+                }
+            }
+        }
+    }
+}
+
+}  // namespace vit::detail::avx512
+
+#endif

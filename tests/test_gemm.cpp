@@ -1,0 +1,213 @@
+// Linear layers: every SIMD path against a double-precision reference, on
+// shapes that are multiples of no block size, with every epilogue.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "vit/detail/gemm.hpp"
+
+using namespace vit::detail;
+
+namespace {
+
+struct problem {
+    std::int64_t m, n, k;
+    std::vector<float> a, w, bias, c0;  // c0: initial c (the residual when aliased)
+};
+
+problem make_problem(std::int64_t m, std::int64_t n, std::int64_t k, std::uint32_t seed) {
+    problem p{m, n, k, {}, {}, {}, {}};
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> d(0.f, 1.f);
+    p.a.resize(m * (k + 3));  // lda = k + 3
+    p.w.resize(n * k);
+    p.bias.resize(n);
+    p.c0.resize(m * (n + 5));  // ldc = n + 5
+    for (auto& x : p.a) x = d(rng);
+    for (auto& x : p.w) x = d(rng) / std::sqrt(float(k));
+    for (auto& x : p.bias) x = d(rng);
+    for (auto& x : p.c0) x = d(rng);
+    return p;
+}
+
+enum class res_mode { none, separate, alias };
+
+// Reference in double; also returns per element sum |a||w| + |bias| (the
+// scale of the rounding error of any float summation order).
+void reference(const problem& p, const std::vector<float>& w, const std::vector<float>& a, bool bias,
+               activation act, res_mode rm, std::vector<double>& out, std::vector<double>& mag) {
+    const std::int64_t lda = p.k + 3, ldc = p.n + 5;
+    out.assign(p.m * ldc, 0.0);
+    mag.assign(p.m * ldc, 0.0);
+    for (std::int64_t i = 0; i < p.m; ++i)
+        for (std::int64_t j = 0; j < p.n; ++j) {
+            double s = 0, sa = 0;
+            for (std::int64_t kk = 0; kk < p.k; ++kk) {
+                s += double(a[i * lda + kk]) * w[j * p.k + kk];
+                sa += std::fabs(double(a[i * lda + kk]) * w[j * p.k + kk]);
+            }
+            if (bias) {
+                s += p.bias[j];
+                sa += std::fabs(p.bias[j]);
+            }
+            double v = activate<double>(act, s);
+            if (rm != res_mode::none) v += p.c0[i * ldc + j];
+            out[i * ldc + j] = v;
+            mag[i * ldc + j] = sa;
+        }
+}
+
+const activation all_acts[] = {activation::none, activation::gelu_erf, activation::gelu_tanh, activation::relu};
+
+struct shape {
+    std::int64_t m, n, k;
+};
+// Rows: 1, a few, 145 * 3 (three images), more than one row block (> 320);
+// columns and depths odd and across the 32 / 256 block sizes.
+const shape shapes[] = {{1, 1, 1},     {1, 37, 19},   {2, 33, 300},  {13, 1000, 65},
+                        {435, 67, 129}, {29, 95, 513}, {333, 49, 37}, {145, 64, 1024}};
+
+// Runs `lin` on `p` with the given epilogue; returns c.
+template <class L>
+std::vector<float> run_case(const L& lin, const problem& p, const std::vector<float>& a, bool bias, activation act,
+                            res_mode rm, thread_pool& pool) {
+    const std::int64_t lda = p.k + 3, ldc = p.n + 5;
+    std::vector<float> c = p.c0, res = p.c0;
+    epilogue<float> ep;
+    ep.bias = bias ? p.bias.data() : nullptr;
+    ep.act = act;
+    if (rm == res_mode::separate) {
+        ep.residual = res.data();
+        ep.ld_residual = ldc;
+    } else if (rm == res_mode::alias) {
+        ep.residual = c.data();
+        ep.ld_residual = ldc;
+    }
+    lin.run(a.data(), p.m, lda, c.data(), ldc, ep, pool);
+    return c;
+}
+
+std::string describe(const shape& s, activation act, bool bias, res_mode rm) {
+    return "m=" + std::to_string(s.m) + " n=" + std::to_string(s.n) + " k=" + std::to_string(s.k) +
+           " act=" + std::to_string(int(act)) + " bias=" + std::to_string(bias) + " res=" + std::to_string(int(rm));
+}
+
+// Checks c against the reference: inside the ldc padding nothing may change;
+// in the matrix |c - ref| <= tol_rel * mag *  + 2^-23 |ref| + tol_abs.
+void check(const problem& p, const std::vector<float>& c, const std::vector<double>& ref,
+           const std::vector<double>& mag, double tol_rel, double tol_abs, double& worst) {
+    const std::int64_t ldc = p.n + 5;
+    for (std::int64_t i = 0; i < p.m; ++i) {
+        for (std::int64_t j = 0; j < p.n; ++j) {
+            const double err = std::fabs(c[i * ldc + j] - ref[i * ldc + j]);
+            const double tol = tol_rel * mag[i * ldc + j] * 1.2 + std::ldexp(std::fabs(ref[i * ldc + j]), -22) + tol_abs;
+            worst = std::max(worst, err / tol);
+            if (!(err <= tol)) {
+                INFO("row " << i << " col " << j << " got " << c[i * ldc + j] << " want " << ref[i * ldc + j]
+                            << " tol " << tol);
+                REQUIRE(err <= tol);
+            }
+        }
+        for (std::int64_t j = p.n; j < ldc; ++j) REQUIRE(c[i * ldc + j] == p.c0[i * ldc + j]);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("fp32 linear layers match a double reference", "[gemm]") {
+    thread_pool pool(2);
+    for (gemm_kernel kern : {gemm_kernel::avx512, gemm_kernel::avx2, gemm_kernel::portable}) {
+        if (resolve_kernel(kern) != kern) continue;  // CPU cannot run it
+        double worst = 0;
+        std::uint32_t seed = 1;
+        for (const shape& s : shapes) {
+            const problem p = make_problem(s.m, s.n, s.k, seed++);
+            const packed_linear<float> lin(p.w.data(), s.n, s.k, kern);
+            REQUIRE(lin.kernel() == kern);
+            for (activation act : all_acts)
+                for (bool bias : {false, true})
+                    for (res_mode rm : {res_mode::none, res_mode::separate, res_mode::alias}) {
+                        INFO("kernel " << int(kern) << " " << describe(s, act, bias, rm));
+                        std::vector<double> ref, mag;
+                        reference(p, p.w, p.a, bias, act, rm, ref, mag);
+                        const auto c = run_case(lin, p, p.a, bias, act, rm, pool);
+                        // Any summation order of k + 1 float terms: error <= (k + 1) u sum|terms|
+                        // (u = 2^-24); the activations add a few ulp.
+                        check(p, c, ref, mag, (s.k + 1) * std::ldexp(1.0, -24), 1e-30, worst);
+                    }
+        }
+        // The deterministic bound is loose; the typical error is far below it.
+        INFO("kernel " << int(kern) << " worst error / bound " << worst);
+        CHECK(worst < 0.2);
+    }
+}
+
+TEST_CASE("fp32 linear layer: double instantiation still works", "[gemm]") {
+    thread_pool pool(2);
+    const std::int64_t m = 7, n = 9, k = 11;
+    std::vector<double> a(m * k), w(n * k), c(m * n, 1.0);
+    for (std::size_t i = 0; i < a.size(); ++i) a[i] = std::sin(double(i));
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = std::cos(double(i));
+    const packed_linear<double> lin(w.data(), n, k);
+    epilogue<double> ep;
+    ep.residual = c.data();
+    ep.ld_residual = n;
+    lin.run(a.data(), m, k, c.data(), n, ep, pool);
+    for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t j = 0; j < n; ++j) {
+            double s = 1.0;
+            for (std::int64_t kk = 0; kk < k; ++kk) s += a[i * k + kk] * w[j * k + kk];
+            REQUIRE(std::fabs(c[i * n + j] - s) < 1e-12);
+        }
+}
+
+// The vectorised GELUs alone: k = 1 and w = 1 make the product exact, so c is
+// the activation of a itself.
+TEST_CASE("vectorised activations are accurate to a few ulp", "[gemm]") {
+    thread_pool pool(1);
+    std::vector<float> x;
+    for (float v = -14.f; v <= 14.f; v += 0.00137f) x.push_back(v);
+    for (float v : {0.f, -0.f, 1e-30f, -1e-30f, 1e-7f, -1e-7f, 30.f, -30.f, 1e4f, -1e4f}) x.push_back(v);
+    const float one = 1.f;
+    for (gemm_kernel kern : {gemm_kernel::avx512, gemm_kernel::avx2, gemm_kernel::portable}) {
+        if (resolve_kernel(kern) != kern) continue;
+        const packed_linear<float> lin(&one, 1, 1, kern);
+        for (activation act : all_acts) {
+            std::vector<float> c(x.size());
+            epilogue<float> ep;
+            ep.act = act;
+            lin.run(x.data(), std::int64_t(x.size()), 1, c.data(), 1, ep, pool);
+            double worst = 0;
+            for (std::size_t i = 0; i < x.size(); ++i) {
+                const long double xv = x[i];
+                long double want = 0;
+                switch (act) {
+                    case activation::none: want = xv; break;
+                    case activation::relu: want = xv > 0 ? xv : 0; break;
+                    case activation::gelu_erf: want = 0.5L * xv * std::erfc(-xv / std::sqrt(2.0L)); break;
+                    case activation::gelu_tanh:
+                        want = xv / (1 + std::exp(-2 * 0.79788456080286535588L * (xv + 0.044715L * xv * xv * xv)));
+                        break;
+                }
+                // AVX-512 epilogue: relative error within a few units of 2^-24
+                // (erf GELU: erfc-based, so also in the negative tail; tanh
+                // GELU: plus the conditioning of exp(-2y), up to 8|y| units). The
+                // scalar epilogue (AVX2, portable) is the textbook float
+                // formula, whose 1 + erf cancels in the tail: there, absolute
+                // error in units of |x| 2^-24. Results below 1e-30 count as 0.
+                const long double y = 0.79788456080286535588L * (xv + 0.044715L * xv * xv * xv);
+                const long double scale = kern == gemm_kernel::avx512 ? std::max(std::fabs(want), 1e-30L)
+                                                                      : std::max(std::fabs(xv), 1e-30L);
+                const long double allowed = act == activation::gelu_tanh ? 8 + 8 * std::fabs(y) : 8;
+                const double err = double(std::fabs(c[i] - want) / scale / std::ldexp(1.0, -24) / allowed);
+                worst = std::max(worst, err);
+            }
+            INFO("kernel " << int(kern) << " act " << int(act) << " worst error / allowed: " << worst);
+            CHECK(worst <= 1);
+        }
+    }
+}
