@@ -1,7 +1,7 @@
 // Micro-benchmark of the linear layers on ViT-L/32-384's shapes: GFLOP/s
 // (2 m n k per product), median over repetitions, on a 2-thread pool.
 //   g++ -O2 -std=c++17 -I include -I/usr/include/eigen3 bench/gemm_bench.cpp -pthread
-//   ./a.out [threads] [reps] [kernel: auto|portable|avx2|avx512]
+//   ./a.out [threads] [reps] [kernel: auto|portable|avx2|avx512|bf16|bf16-portable]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "vit/detail/gemm.hpp"
+#include "vit/detail/gemm_bf16.hpp"
 
 using namespace vit::detail;
 
@@ -80,7 +81,14 @@ int main(int argc, char** argv) {
             for (auto& x : bias) x = dist(rng);
             for (auto& x : c) x = dist(rng);
             std::vector<packed_linear<float>> lin;
-            for (std::int64_t i = 0; i < copies; ++i) lin.emplace_back(w.data(), s.n, s.k, want);
+            std::vector<packed_linear_bf16> lin16;
+            for (std::int64_t i = 0; i < copies; ++i) {
+                if (which.rfind("bf16", 0) == 0)
+                    lin16.emplace_back(w.data(), s.n, s.k,
+                                       which == "bf16" ? gemm_kernel::automatic : gemm_kernel::portable);
+                else
+                    lin.emplace_back(w.data(), s.n, s.k, want);
+            }
             std::int64_t next = 0;
             epilogue<float> ep;
             ep.bias = bias.data();
@@ -90,7 +98,10 @@ int main(int argc, char** argv) {
                 ep.ld_residual = s.n;
             }
             auto call = [&] {
-                lin[next].run(a.data(), m, s.k, c.data(), s.n, ep, pool);
+                if (!lin16.empty())
+                    lin16[next].run(a.data(), m, s.k, c.data(), s.n, ep, pool);
+                else
+                    lin[next].run(a.data(), m, s.k, c.data(), s.n, ep, pool);
                 next = (next + 1) % copies;
             };
             for (int i = 0; i < 3; ++i) call();

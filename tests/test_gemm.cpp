@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "vit/detail/gemm.hpp"
+#include "vit/detail/gemm_bf16.hpp"
 
 using namespace vit::detail;
 
@@ -209,5 +210,43 @@ TEST_CASE("vectorised activations are accurate to a few ulp", "[gemm]") {
             INFO("kernel " << int(kern) << " act " << int(act) << " worst error / allowed: " << worst);
             CHECK(worst <= 1);
         }
+    }
+}
+
+// bf16: the kernel must compute exactly the fp32-accumulated product of the
+// bf16-rounded activations and weights, so the reference rounds both the same
+// way (round to nearest even) and the fp32 bound applies. Against the
+// unrounded fp32 product, each term carries up to 2^-8 relative error: the
+// second check bounds |c - c_exact| by (2^-8 + 2^-18) sum|a w| + fp32 rounding.
+TEST_CASE("bf16 linear layers match a double reference on bf16-rounded inputs", "[gemm]") {
+    thread_pool pool(2);
+    for (gemm_kernel kern : {gemm_kernel::automatic, gemm_kernel::portable}) {
+        double worst = 0, worst_exact = 0;
+        std::uint32_t seed = 100;
+        for (const shape& s : shapes) {
+            const problem p = make_problem(s.m, s.n, s.k, seed++);
+            const packed_linear_bf16 lin(p.w.data(), s.n, s.k, kern);
+            if (kern == gemm_kernel::automatic && !cpu_has_avx512_bf16()) REQUIRE(lin.kernel() == gemm_kernel::portable);
+            std::vector<float> wr = p.w, ar = p.a;
+            for (auto& x : wr) x = round_bf16(x);
+            for (auto& x : ar) x = round_bf16(x);
+            for (activation act : all_acts)
+                for (bool bias : {false, true})
+                    for (res_mode rm : {res_mode::none, res_mode::separate, res_mode::alias}) {
+                        INFO("bf16 kernel " << int(lin.kernel()) << " " << describe(s, act, bias, rm));
+                        std::vector<double> ref, mag;
+                        reference(p, wr, ar, bias, act, rm, ref, mag);
+                        const auto c = run_case(lin, p, p.a, bias, act, rm, pool);
+                        check(p, c, ref, mag, (s.k + 1) * std::ldexp(1.0, -24), 1e-30, worst);
+                        if (act == activation::none) {
+                            reference(p, p.w, p.a, bias, act, rm, ref, mag);
+                            check(p, c, ref, mag, std::ldexp(1.0, -8) + std::ldexp(1.0, -18) +
+                                                      (s.k + 1) * std::ldexp(1.0, -24), 1e-30, worst_exact);
+                        }
+                    }
+        }
+        INFO("bf16 kernel " << int(kern) << " worst error / bound " << worst << ", vs fp32 inputs " << worst_exact);
+        CHECK(worst <= 1);
+        CHECK(worst_exact <= 1);
     }
 }

@@ -66,7 +66,7 @@ public:
 #ifdef VIT_GEMM_X86
         if constexpr (std::is_same_v<T, float>) {
             if (kernel_ == gemm_kernel::avx512) {
-                packed_.reset(static_cast<std::size_t>((n + 31) / 32 * 32 * k));
+                packed_.reset(static_cast<std::size_t>(avx512::packed_size<avx512::f32_policy>(n, k)));
                 avx512::pack_f32(w_nk, n, k, packed_.data());
                 return;
             }
@@ -93,7 +93,7 @@ public:
         if constexpr (std::is_same_v<T, float>) {
             if (kernel_ == gemm_kernel::avx512) {
                 run_panel_ranges((n_ + 31) / 32, pool, [&](std::int64_t p0, std::int64_t p1) {
-                    avx512::f32_run_panels(a, m, lda, packed_.data(), n_, k_, c, ldc, ep, p0, p1);
+                    avx512::run_panels<avx512::f32_policy>(a, m, lda, packed_.data(), n_, k_, c, ldc, ep, p0, p1);
                 });
                 return;
             }

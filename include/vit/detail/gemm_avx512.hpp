@@ -136,50 +136,152 @@ inline void epilogue_rows_any(activation act, float* c, std::int64_t ldc, int ro
 }
 
 // ---------------------------------------------------------------------------
-// fp32 product.
+// Blocked product shared by the fp32 / bf16 kernels.
 //
-// Weights: panels of NR = 32 output columns (two zmm), each [k][32], padded
-// with zero columns; a panel's k-block is contiguous so it streams linearly.
-// Activations: per (row block, k block) copied to [rows][KC] (plain row copies,
-// fixed stride KC, so the micro-kernel addresses row i with an immediate
-// offset and one pointer).
+// Weights: panels of 32 output columns (two zmm of fp32 results), padded with
+// zero columns, cut into k-blocks. Layout: k-blocks outermost, then panels,
+// then the block's [k][32]: the panels a thread sweeps for one k-block are one
+// contiguous stream, which the hardware prefetchers follow from DRAM (the
+// weights never stay in cache from one layer to the next).
+// Activations: per (row block, k block) copied / converted to [rows][KC]
+// (fixed row stride, so the micro-kernel addresses row i with an immediate
+// offset from one pointer).
 // Micro-kernel: up to 14 rows x 32 columns of accumulators (28 zmm), one
-// broadcast of A per row and two B loads per k step; loads stay well below
-// the two-per-cycle limit while both FMA pipes are busy.
-struct f32_params {
-    static constexpr int nr = 32;
-    static constexpr int mr = 14;
-    static constexpr int kc = 256;  // B micro-panel kc x 32 floats = 32 KiB: stays in L1 across row tiles
-    static constexpr int mc = 320;  // A block mc x kc floats = 320 KiB: stays in L2 across panels
-};
+// broadcast of A per row and two B loads per k step: loads stay well below
+// two per cycle while both FMA pipes are busy.
+//
+// A policy P supplies: a_t / w_t (element types of packed A and weights),
+// kstep (k values per weight element group: 1 for fp32, 2 for bf16 pairs),
+// kc (k per block), mc (rows per block), pack_a(...) and tile_for(rows).
 
-// Weight layout: k-blocks outermost, then panels, then [kc][32]: the panels a
-// thread sweeps for one k-block are one contiguous stream, which the hardware
-// prefetchers follow from DRAM (the weights never stay in cache between
-// layers).
-inline std::int64_t f32_block_offset(std::int64_t panels, std::int64_t k, std::int64_t k0, std::int64_t p) {
-    return k0 * panels * 32 + p * std::min<std::int64_t>(f32_params::kc, k - k0) * 32;
+template <class P>
+inline std::int64_t block_offset(std::int64_t panels, std::int64_t k, std::int64_t k0, std::int64_t p) {
+    const std::int64_t kcb = std::min<std::int64_t>(P::kc, k - k0);
+    const std::int64_t kcb_pad = (kcb + P::kstep - 1) / P::kstep * P::kstep;
+    return k0 * panels * 32 + p * kcb_pad * 32;
 }
 
-inline void pack_f32(const float* w_nk, std::int64_t n, std::int64_t k, float* out) {
+template <class P>
+inline std::int64_t packed_size(std::int64_t n, std::int64_t k) {
     const std::int64_t panels = (n + 31) / 32;
-    for (std::int64_t k0 = 0; k0 < k; k0 += f32_params::kc) {
-        const std::int64_t kc = std::min<std::int64_t>(f32_params::kc, k - k0);
+    const std::int64_t kpad = (k + P::kstep - 1) / P::kstep * P::kstep;
+    return panels * 32 * kpad;
+}
+
+// Packs w[n][k] (get(j, kk) returns element (j, kk) already converted to
+// w_t); element (j, kk) of a block lands at [kk / kstep][j][kk % kstep].
+template <class P, class Get>
+inline void pack_weights(std::int64_t n, std::int64_t k, typename P::w_t* out, Get&& get) {
+    const std::int64_t panels = (n + 31) / 32;
+    for (std::int64_t k0 = 0; k0 < k; k0 += P::kc) {
+        const std::int64_t kc = std::min<std::int64_t>(P::kc, k - k0);
         for (std::int64_t p = 0; p < panels; ++p) {
-            float* dst = out + f32_block_offset(panels, k, k0, p);
+            typename P::w_t* dst = out + block_offset<P>(panels, k, k0, p);
             const std::int64_t cols = std::min<std::int64_t>(32, n - p * 32);
-            for (std::int64_t j = 0; j < cols; ++j) {
-                const float* src = w_nk + (p * 32 + j) * k + k0;
-                for (std::int64_t kk = 0; kk < kc; ++kk) dst[kk * 32 + j] = src[kk];
+            for (std::int64_t j = 0; j < cols; ++j)
+                for (std::int64_t kk = 0; kk < kc; ++kk)
+                    dst[(kk / P::kstep) * 32 * P::kstep + j * P::kstep + kk % P::kstep] = get(p * 32 + j, k0 + kk);
+        }
+    }
+}
+
+// Splits `total` into `parts` nearly equal pieces; returns the start of piece i.
+inline std::int64_t even_split(std::int64_t total, std::int64_t parts, std::int64_t i) {
+    return total / parts * i + std::min(i, total % parts);
+}
+
+// Computes output columns [32 * p_begin, min(n, 32 * p_end)) for all m rows.
+// Each thread takes its own column range, so it streams only its share of
+// the weights; row tiles are sized evenly (145 rows -> 11 tiles of 13-14)
+// so no tile runs at a fraction of the register block.
+template <class P>
+VIT_AVX512 void run_panels(const float* a, std::int64_t m, std::int64_t lda, const typename P::w_t* wp,
+                           std::int64_t n, std::int64_t k, float* c, std::int64_t ldc, const epilogue<float>& ep,
+                           std::int64_t p_begin, std::int64_t p_end) {
+    using a_t = typename P::a_t;
+    if (p_begin >= p_end) return;
+    const std::int64_t col0 = p_begin * 32, col1 = std::min(n, p_end * 32), ncols = col1 - col0;
+
+    // Output feeds its own residual: with a linear epilogue the residual just
+    // seeds the accumulators; otherwise it is saved before c is overwritten.
+    const bool res_is_c = ep.residual == c && ep.ld_residual == ldc;
+    const bool seed_with_c = res_is_c && ep.act == activation::none;
+    const float* res = seed_with_c ? nullptr : ep.residual;  // element (i, col0)
+    std::int64_t ldr = ep.ld_residual;
+    if (res) res += col0;
+    if (res_is_c && !seed_with_c) {
+        float* saved = static_cast<float*>(thread_scratch(1, sizeof(float) * m * ncols));
+        for (std::int64_t i = 0; i < m; ++i) std::memcpy(saved + i * ncols, c + i * ldc + col0, sizeof(float) * ncols);
+        res = saved;
+        ldr = ncols;
+    }
+
+    const std::int64_t panels = (n + 31) / 32;
+    const std::int64_t mblocks = (m + P::mc - 1) / P::mc;
+    a_t* ap = static_cast<a_t*>(thread_scratch(0, sizeof(a_t) * P::mc * P::kc));
+    for (std::int64_t mb = 0; mb < mblocks; ++mb) {
+        const std::int64_t r0 = even_split(m, mblocks, mb), rows = even_split(m, mblocks, mb + 1) - r0;
+        const std::int64_t tiles = (rows + P::mr - 1) / P::mr;
+        for (std::int64_t k0 = 0; k0 < k; k0 += P::kc) {
+            const int kc = static_cast<int>(std::min<std::int64_t>(P::kc, k - k0));
+            P::pack_a(a + r0 * lda + k0, lda, rows, kc, ap);
+            const bool first = k0 == 0, last = k0 + kc >= k;
+            for (std::int64_t p = p_begin; p < p_end; ++p) {
+                const std::int64_t j0 = p * 32;
+                const int width = static_cast<int>(std::min<std::int64_t>(32, n - j0));
+                const __mmask16 m0 = width >= 16 ? 0xffff : __mmask16((1u << width) - 1);
+                const __mmask16 m1 = width >= 32 ? 0xffff : width <= 16 ? 0 : __mmask16((1u << (width - 16)) - 1);
+                const typename P::w_t* bp = wp + block_offset<P>(panels, k, k0, p);
+                for (std::int64_t t = 0; t < tiles; ++t) {
+                    const std::int64_t i0 = even_split(rows, tiles, t), tr = even_split(rows, tiles, t + 1) - i0;
+                    float* ct = c + (r0 + i0) * ldc + j0;
+                    P::tile_for(static_cast<int>(tr))(kc, ap + i0 * P::kc, bp, ct, ldc, !first || seed_with_c, m0,
+                                                      m1);
+                    if (last) {
+                        const int vecs = (width + 15) / 16;
+                        const __mmask16 tail = width % 16 ? __mmask16((1u << (width % 16)) - 1) : __mmask16(0xffff);
+                        epilogue_rows_any(ep.act, ct, ldc, static_cast<int>(tr), vecs, tail,
+                                          ep.bias ? ep.bias + j0 : nullptr,
+                                          res ? res + (r0 + i0) * ldr + (j0 - col0) : nullptr, ldr);
+                    }
+                }
             }
         }
     }
 }
 
+// ---------------------------------------------------------------------------
+// fp32.
+
+template <int MR>
+VIT_AVX512 void f32_tile(int kc, const float* a, const float* b, float* c, std::int64_t ldc, bool load_c,
+                         __mmask16 m0, __mmask16 m1);
+
+struct f32_policy {
+    using a_t = float;
+    using w_t = float;
+    static constexpr int kstep = 1;
+    static constexpr int mr = 14;
+    static constexpr int kc = 256;  // B micro-panel kc x 32 floats = 32 KiB: stays in L1 across row tiles
+    static constexpr int mc = 320;  // A block mc x kc floats = 320 KiB: stays in L2 across panels
+    using tile_fn = void (*)(int, const float*, const float*, float*, std::int64_t, bool, __mmask16, __mmask16);
+
+    static void pack_a(const float* a, std::int64_t lda, std::int64_t rows, int kc_, float* dst) {
+        for (std::int64_t i = 0; i < rows; ++i) std::memcpy(dst + i * kc, a + i * lda, sizeof(float) * kc_);
+    }
+    static tile_fn tile_for(int rows) {
+        static constexpr tile_fn table[] = {nullptr,      f32_tile<1>,  f32_tile<2>,  f32_tile<3>,  f32_tile<4>,
+                                            f32_tile<5>,  f32_tile<6>,  f32_tile<7>,  f32_tile<8>,  f32_tile<9>,
+                                            f32_tile<10>, f32_tile<11>, f32_tile<12>, f32_tile<13>, f32_tile<14>};
+        static_assert(sizeof(table) / sizeof(table[0]) == mr + 1, "one tile per row count");
+        return table[rows];
+    }
+};
+
 template <int MR>
 VIT_AVX512 void f32_tile(int kc, const float* a, const float* b, float* c, std::int64_t ldc, bool load_c,
                          __mmask16 m0, __mmask16 m1) {
-    constexpr int KC = f32_params::kc;
+    constexpr int KC = f32_policy::kc;
     __m512 c0[MR], c1[MR];
     if (load_c) {
 #pragma GCC unroll 16
@@ -209,79 +311,8 @@ VIT_AVX512 void f32_tile(int kc, const float* a, const float* b, float* c, std::
     }
 }
 
-using f32_tile_fn = void (*)(int, const float*, const float*, float*, std::int64_t, bool, __mmask16, __mmask16);
-
-inline f32_tile_fn f32_tile_for(int rows) {
-    static constexpr f32_tile_fn table[] = {nullptr,      f32_tile<1>,  f32_tile<2>,  f32_tile<3>,  f32_tile<4>,
-                                            f32_tile<5>,  f32_tile<6>,  f32_tile<7>,  f32_tile<8>,  f32_tile<9>,
-                                            f32_tile<10>, f32_tile<11>, f32_tile<12>, f32_tile<13>, f32_tile<14>};
-    static_assert(sizeof(table) / sizeof(table[0]) == f32_params::mr + 1, "one tile per row count");
-    return table[rows];
-}
-
-// Splits `total` into `parts` nearly equal pieces; returns the start of piece i.
-inline std::int64_t even_split(std::int64_t total, std::int64_t parts, std::int64_t i) {
-    return total / parts * i + std::min(i, total % parts);
-}
-
-// Computes output columns [32 * p_begin, min(n, 32 * p_end)) for all m rows.
-// Each thread takes its own column range, so it streams only its share of
-// the weights; row tiles are sized evenly (145 rows -> 11 tiles of 13-14)
-// so no tile runs at a fraction of the register block.
-VIT_AVX512 inline void f32_run_panels(const float* a, std::int64_t m, std::int64_t lda, const float* wp,
-                                      std::int64_t n, std::int64_t k, float* c, std::int64_t ldc,
-                                      const epilogue<float>& ep, std::int64_t p_begin, std::int64_t p_end) {
-    using P = f32_params;
-    if (p_begin >= p_end) return;
-    const std::int64_t col0 = p_begin * 32, col1 = std::min(n, p_end * 32), ncols = col1 - col0;
-
-    // Output feeds its own residual: with a linear epilogue the residual just
-    // seeds the accumulators; otherwise it is saved before c is overwritten.
-    const bool res_is_c = ep.residual == c && ep.ld_residual == ldc;
-    const bool seed_with_c = res_is_c && ep.act == activation::none;
-    const float* res = seed_with_c ? nullptr : ep.residual;  // element (i, col0)
-    std::int64_t ldr = ep.ld_residual;
-    if (res) res += col0;
-    if (res_is_c && !seed_with_c) {
-        float* saved = static_cast<float*>(thread_scratch(1, sizeof(float) * m * ncols));
-        for (std::int64_t i = 0; i < m; ++i) std::memcpy(saved + i * ncols, c + i * ldc + col0, sizeof(float) * ncols);
-        res = saved;
-        ldr = ncols;
-    }
-
-    const std::int64_t panels = (n + 31) / 32;
-    const std::int64_t mblocks = (m + P::mc - 1) / P::mc;
-    float* ap = static_cast<float*>(thread_scratch(0, sizeof(float) * P::mc * P::kc));
-    for (std::int64_t mb = 0; mb < mblocks; ++mb) {
-        const std::int64_t r0 = even_split(m, mblocks, mb), rows = even_split(m, mblocks, mb + 1) - r0;
-        const std::int64_t tiles = (rows + P::mr - 1) / P::mr;
-        for (std::int64_t k0 = 0; k0 < k; k0 += P::kc) {
-            const int kc = static_cast<int>(std::min<std::int64_t>(P::kc, k - k0));
-            for (std::int64_t i = 0; i < rows; ++i)
-                std::memcpy(ap + i * P::kc, a + (r0 + i) * lda + k0, sizeof(float) * kc);
-            const bool first = k0 == 0, last = k0 + kc >= k;
-            for (std::int64_t p = p_begin; p < p_end; ++p) {
-                const std::int64_t j0 = p * 32;
-                const int width = static_cast<int>(std::min<std::int64_t>(32, n - j0));
-                const __mmask16 m0 = width >= 16 ? 0xffff : __mmask16((1u << width) - 1);
-                const __mmask16 m1 = width >= 32 ? 0xffff : width <= 16 ? 0 : __mmask16((1u << (width - 16)) - 1);
-                const float* bp = wp + f32_block_offset(panels, k, k0, p);
-                for (std::int64_t t = 0; t < tiles; ++t) {
-                    const std::int64_t i0 = even_split(rows, tiles, t), tr = even_split(rows, tiles, t + 1) - i0;
-                    float* ct = c + (r0 + i0) * ldc + j0;
-                    f32_tile_for(static_cast<int>(tr))(kc, ap + i0 * P::kc, bp, ct, ldc, !first || seed_with_c, m0,
-                                                       m1);
-                    if (last) {
-                        const int vecs = (width + 15) / 16;
-                        const __mmask16 tail = width % 16 ? __mmask16((1u << (width % 16)) - 1) : __mmask16(0xffff);
-                        epilogue_rows_any(ep.act, ct, ldc, static_cast<int>(tr), vecs, tail,
-                                          ep.bias ? ep.bias + j0 : nullptr,
-                                          res ? res + (r0 + i0) * ldr + (j0 - col0) : nullptr, ldr);
-                    }
-                }
-            }
-        }
-    }
+inline void pack_f32(const float* w_nk, std::int64_t n, std::int64_t k, float* out) {
+    pack_weights<f32_policy>(n, k, out, [&](std::int64_t j, std::int64_t kk) { return w_nk[j * k + kk]; });
 }
 
 }  // namespace vit::detail::avx512
