@@ -1,7 +1,7 @@
 // Micro-benchmark of the linear layers on ViT-L/32-384's shapes: GFLOP/s
 // (2 m n k per product), median over repetitions, on a 2-thread pool.
 //   g++ -O2 -std=c++17 -I include -I/usr/include/eigen3 bench/gemm_bench.cpp -pthread
-//   ./a.out [threads] [reps] [kernel: auto|portable|avx2|avx512|bf16|bf16-portable]
+//   ./a.out [threads] [reps] [kernel: auto|portable|avx2|avx512|bf16|bf16-portable|int8|int8-portable]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,6 +15,7 @@
 
 #include "vit/detail/gemm.hpp"
 #include "vit/detail/gemm_bf16.hpp"
+#include "vit/detail/gemm_int8.hpp"
 
 using namespace vit::detail;
 
@@ -82,8 +83,15 @@ int main(int argc, char** argv) {
             for (auto& x : c) x = dist(rng);
             std::vector<packed_linear<float>> lin;
             std::vector<packed_linear_bf16> lin16;
+            std::vector<packed_linear_int8> lin8;
+            std::vector<std::int8_t> w8;
+            std::vector<float> scales;
+            if (which.rfind("int8", 0) == 0) packed_linear_int8::quantize(w.data(), s.n, s.k, w8, scales);
             for (std::int64_t i = 0; i < copies; ++i) {
-                if (which.rfind("bf16", 0) == 0)
+                if (which.rfind("int8", 0) == 0)
+                    lin8.emplace_back(w8.data(), scales.data(), s.n, s.k,
+                                      which == "int8" ? gemm_kernel::automatic : gemm_kernel::portable);
+                else if (which.rfind("bf16", 0) == 0)
                     lin16.emplace_back(w.data(), s.n, s.k,
                                        which == "bf16" ? gemm_kernel::automatic : gemm_kernel::portable);
                 else
@@ -98,7 +106,9 @@ int main(int argc, char** argv) {
                 ep.ld_residual = s.n;
             }
             auto call = [&] {
-                if (!lin16.empty())
+                if (!lin8.empty())
+                    lin8[next].run(a.data(), m, s.k, c.data(), s.n, ep, pool);
+                else if (!lin16.empty())
                     lin16[next].run(a.data(), m, s.k, c.data(), s.n, ep, pool);
                 else
                     lin[next].run(a.data(), m, s.k, c.data(), s.n, ep, pool);

@@ -10,6 +10,7 @@
 
 #include "vit/detail/gemm.hpp"
 #include "vit/detail/gemm_bf16.hpp"
+#include "vit/detail/gemm_int8.hpp"
 
 using namespace vit::detail;
 
@@ -249,4 +250,80 @@ TEST_CASE("bf16 linear layers match a double reference on bf16-rounded inputs", 
         CHECK(worst <= 1);
         CHECK(worst_exact <= 1);
     }
+}
+
+// int8: reference = the layer in double with the dequantized weights and the
+// exact activations. Bound per element (see gemm_int8.hpp): activation
+// quantization (s_i / 2) sum_k |w_jk|, times the activation's slope (<= 1.13),
+// plus fp32 rounding. The VNNI path and the scalar path do the same integer
+// arithmetic, so they agree to a few ulp.
+TEST_CASE("int8 linear layers stay within the quantization error bound", "[gemm]") {
+    thread_pool pool(2);
+    std::uint32_t seed = 200;
+    double worst = 0, worst_vs_portable = 0;
+    for (const shape& s : shapes) {
+        problem p = make_problem(s.m, s.n, s.k, seed++);
+        // A skewed row range (as after GELU) and a constant row exercise the zero point.
+        for (std::int64_t kk = 0; kk < s.k; ++kk) p.a[kk] = std::fabs(p.a[kk]) + 0.5f;
+        if (s.m > 2)
+            for (std::int64_t kk = 0; kk < s.k; ++kk) p.a[(s.k + 3) + kk] = -0.25f;
+        std::vector<std::int8_t> w8;
+        std::vector<float> scales;
+        packed_linear_int8::quantize(p.w.data(), s.n, s.k, w8, scales);
+        std::vector<float> wd(w8.size());
+        for (std::int64_t j = 0; j < s.n; ++j)
+            for (std::int64_t kk = 0; kk < s.k; ++kk) wd[j * s.k + kk] = scales[j] * float(w8[j * s.k + kk]);
+        const packed_linear_int8 fast(w8.data(), scales.data(), s.n, s.k);
+        const packed_linear_int8 slow(w8.data(), scales.data(), s.n, s.k, gemm_kernel::portable);
+        REQUIRE(slow.kernel() == gemm_kernel::portable);
+        if (cpu_has_avx512_vnni()) REQUIRE(fast.kernel() == gemm_kernel::avx512);
+        std::vector<double> qbound(s.m * s.n);
+        for (std::int64_t i = 0; i < s.m; ++i) {
+            float lo = 0, hi = 0;
+            for (std::int64_t kk = 0; kk < s.k; ++kk) {
+                lo = std::min(lo, p.a[i * (s.k + 3) + kk]);
+                hi = std::max(hi, p.a[i * (s.k + 3) + kk]);
+            }
+            const double step = make_row_quant(lo, hi).scale;
+            for (std::int64_t j = 0; j < s.n; ++j) {
+                double sw = 0;
+                for (std::int64_t kk = 0; kk < s.k; ++kk) sw += std::fabs(wd[j * s.k + kk]);
+                qbound[i * s.n + j] = step / 2 * sw * (1 + std::ldexp(1.0, -20));
+            }
+        }
+        for (activation act : all_acts)
+            for (bool bias : {false, true})
+                for (res_mode rm : {res_mode::none, res_mode::separate, res_mode::alias}) {
+                    INFO("int8 " << describe(s, act, bias, rm));
+                    std::vector<double> ref, mag;
+                    reference(p, wd, p.a, bias, act, rm, ref, mag);
+                    const auto c = run_case(fast, p, p.a, bias, act, rm, pool);
+                    const auto c_slow = run_case(slow, p, p.a, bias, act, rm, pool);
+                    const std::int64_t ldc = s.n + 5;
+                    for (std::int64_t i = 0; i < s.m; ++i) {
+                        for (std::int64_t j = 0; j < s.n; ++j) {
+                            const double r = ref[i * ldc + j];
+                            const double tol = 1.13 * qbound[i * s.n + j] + (s.k + 1) * std::ldexp(1.0, -24) * 1.2 * mag[i * ldc + j] +
+                                               std::ldexp(std::fabs(r), -21) + 1e-30;
+                            const double err = std::fabs(c[i * ldc + j] - r);
+                            worst = std::max(worst, err / tol);
+                            if (!(err <= tol)) {
+                                INFO("row " << i << " col " << j << " got " << c[i * ldc + j] << " want " << r << " tol " << tol);
+                                REQUIRE(err <= tol);
+                            }
+                            const double d = std::fabs(c[i * ldc + j] - c_slow[i * ldc + j]);
+                            const double tol2 = std::ldexp(std::fabs(r) + mag[i * ldc + j] + 1e-30, -20);
+                            worst_vs_portable = std::max(worst_vs_portable, d / tol2);
+                            if (!(d <= tol2)) {
+                                INFO("row " << i << " col " << j << " fast " << c[i * ldc + j] << " portable " << c_slow[i * ldc + j]);
+                                REQUIRE(d <= tol2);
+                            }
+                        }
+                        for (std::int64_t j = s.n; j < ldc; ++j) REQUIRE(c[i * ldc + j] == p.c0[i * ldc + j]);
+                    }
+                }
+    }
+    INFO("int8 worst error / bound " << worst << ", VNNI vs scalar path / tolerance " << worst_vs_portable);
+    CHECK(worst <= 1);
+    CHECK(worst_vs_portable <= 1);
 }

@@ -1,0 +1,368 @@
+// int8 linear layer: per-output-channel symmetric int8 weights, activations
+// quantized per row (asymmetric u8, computed at each call), products by
+// AVX512_VNNI's vpdpbusd (u8 x s8, four k values per 32-bit lane), exact int32
+// accumulation, fp32 epilogue.
+//
+// With a = s_a (q - z) per row and w = s_w[j] w8 per column:
+//   sum_k a w = s_a s_w[j] (sum_k q w8 - z sum_k w8)
+// where sum_k w8 is computed at load, so the zero point costs nothing in the
+// inner loop.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "gemm.hpp"
+
+#ifdef VIT_GEMM_X86
+#define VIT_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,bmi,bmi2")))
+#endif
+
+namespace vit::detail {
+
+// Per-row activation quantization: the range [min(row, 0), max(row, 0)]
+// (zero stays exact) mapped onto 0..255. Every element is then within
+// scale / 2 of its quantized value.
+struct row_quant {
+    float scale, inv_scale;
+    std::int32_t zero;
+};
+
+inline row_quant make_row_quant(float lo, float hi) {
+    lo = std::min(lo, 0.f);
+    hi = std::max(hi, 0.f);
+    if (!(hi - lo > 0.f) || !std::isfinite(hi - lo)) return {1.f, 1.f, 0};
+    const float scale = (hi - lo) / 255.f;
+    const float inv = 1.f / scale;
+    const float z = std::nearbyint(-lo * inv);
+    return {scale, inv, static_cast<std::int32_t>(std::min(255.f, std::max(0.f, z)))};
+}
+
+// The quantized value of x (round to nearest even, like vcvtps2dq).
+inline std::uint8_t quantize_u8(float x, const row_quant& q) {
+    const float v = std::nearbyint(x * q.inv_scale) + float(q.zero);
+    return static_cast<std::uint8_t>(std::min(255.f, std::max(0.f, v)));
+}
+
+#ifdef VIT_GEMM_X86
+namespace avx512 {
+
+struct int8_policy {
+    using w_t = std::int8_t;
+    static constexpr int kstep = 4;
+    static constexpr int mr = 14;
+    static constexpr int kc = 1024;  // B micro-panel 1024 x 32 bytes = 32 KiB (L1); A row stride 1 KiB
+    static constexpr int mc = 320;
+};
+
+// What the last k-block of a tile does with its sums.
+struct int8_out {
+    const float* row_scale;   // [rows]
+    const std::int32_t* row_zero;
+    const float* col_scale;   // [32] (this panel)
+    const std::int32_t* col_sum;
+    const float* bias;        // [32] or null
+    bool add_c;               // c holds the residual: add it (linear epilogue)
+};
+
+// kq: k quads in this block. part: int32 partial sums of earlier blocks
+// ([rows][ldp]), read if load_part, written unless out is given (last block).
+template <int MR>
+VIT_AVX512_VNNI void int8_tile(int kq, const std::uint8_t* a, const std::int8_t* b, std::int32_t* part,
+                               std::int64_t ldp, bool load_part, const int8_out* out, float* c, std::int64_t ldc,
+                               __mmask16 m0, __mmask16 m1) {
+    constexpr int KC = int8_policy::kc;
+    __m512i c0[MR], c1[MR];
+    if (load_part) {
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) {
+            c0[i] = _mm512_load_si512(part + i * ldp);
+            c1[i] = _mm512_load_si512(part + i * ldp + 16);
+        }
+    } else {
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_si512();
+    }
+#pragma GCC unroll 2
+    for (int s = 0; s < kq; ++s) {
+        const __m512i b0 = _mm512_load_si512(b + 128 * s);
+        const __m512i b1 = _mm512_load_si512(b + 128 * s + 64);
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) {
+            std::int32_t quad;
+            std::memcpy(&quad, a + i * KC + 4 * s, 4);
+            const __m512i ai = _mm512_set1_epi32(quad);
+            c0[i] = _mm512_dpbusd_epi32(c0[i], ai, b0);
+            c1[i] = _mm512_dpbusd_epi32(c1[i], ai, b1);
+        }
+    }
+    if (!out) {
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) {
+            _mm512_store_si512(part + i * ldp, c0[i]);
+            _mm512_store_si512(part + i * ldp + 16, c1[i]);
+        }
+        return;
+    }
+    const __m512 cs0 = _mm512_loadu_ps(out->col_scale), cs1 = _mm512_loadu_ps(out->col_scale + 16);
+    const __m512i ws0 = _mm512_loadu_si512(out->col_sum), ws1 = _mm512_loadu_si512(out->col_sum + 16);
+    const __m512 b0 = out->bias ? _mm512_maskz_loadu_ps(m0, out->bias) : _mm512_setzero_ps();
+    const __m512 b1 = out->bias ? _mm512_maskz_loadu_ps(m1, out->bias + 16) : _mm512_setzero_ps();
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+        const __m512i z = _mm512_set1_epi32(out->row_zero[i]);
+        const __m512 rs = _mm512_set1_ps(out->row_scale[i]);
+        const __m512i q0 = _mm512_sub_epi32(c0[i], _mm512_mullo_epi32(z, ws0));
+        const __m512i q1 = _mm512_sub_epi32(c1[i], _mm512_mullo_epi32(z, ws1));
+        __m512 v0 = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(__mmask16(0xffff), q0), _mm512_mul_ps(rs, cs0), b0);
+        __m512 v1 = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(__mmask16(0xffff), q1), _mm512_mul_ps(rs, cs1), b1);
+        if (out->add_c) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, c + i * ldc));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, c + i * ldc + 16));
+        }
+        _mm512_mask_storeu_ps(c + i * ldc, m0, v0);
+        _mm512_mask_storeu_ps(c + i * ldc + 16, m1, v1);
+    }
+}
+
+using int8_tile_fn = void (*)(int, const std::uint8_t*, const std::int8_t*, std::int32_t*, std::int64_t, bool,
+                              const int8_out*, float*, std::int64_t, __mmask16, __mmask16);
+
+inline int8_tile_fn int8_tile_for(int rows) {
+    static constexpr int8_tile_fn table[] = {
+        nullptr,       int8_tile<1>,  int8_tile<2>,  int8_tile<3>,  int8_tile<4>,  int8_tile<5>,
+        int8_tile<6>,  int8_tile<7>,  int8_tile<8>,  int8_tile<9>,  int8_tile<10>, int8_tile<11>,
+        int8_tile<12>, int8_tile<13>, int8_tile<14>};
+    static_assert(sizeof(table) / sizeof(table[0]) == int8_policy::mr + 1, "one tile per row count");
+    return table[rows];
+}
+
+// Row ranges of a (vectorised min / max over all k).
+VIT_AVX512_VNNI inline void int8_row_quants(const float* a, std::int64_t lda, std::int64_t rows, std::int64_t k,
+                                            row_quant* out) {
+    for (std::int64_t i = 0; i < rows; ++i) {
+        const float* src = a + i * lda;
+        __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+        for (std::int64_t kk = 0; kk < k; kk += 16) {
+            const std::int64_t left = k - kk;
+            const __mmask16 mk = left >= 16 ? 0xffff : __mmask16((1u << left) - 1);
+            const __m512 x = _mm512_maskz_loadu_ps(mk, src + kk);  // zeros do not move a range holding 0
+            lo = _mm512_maskz_min_ps(__mmask16(0xffff), lo, x);
+            hi = _mm512_maskz_max_ps(__mmask16(0xffff), hi, x);
+        }
+        alignas(64) float l[16], h[16];
+        _mm512_store_ps(l, lo);
+        _mm512_store_ps(h, hi);
+        for (int v = 1; v < 16; ++v) {
+            l[0] = std::min(l[0], l[v]);
+            h[0] = std::max(h[0], h[v]);
+        }
+        out[i] = make_row_quant(l[0], h[0]);
+    }
+}
+
+// (The maskz forms with a full mask below avoid GCC 12's -Wmaybe-uninitialized
+// on the plain intrinsics; same instructions.)
+
+// Rows of kc floats -> u8 rows of stride KC, zero padded to a multiple of 4
+// (the weights' padding is 0, so the pad value does not matter).
+VIT_AVX512_VNNI inline void int8_pack_a(const float* a, std::int64_t lda, std::int64_t rows, int kc,
+                                        const row_quant* q, std::uint8_t* dst) {
+    for (std::int64_t i = 0; i < rows; ++i) {
+        const float* src = a + i * lda;
+        std::uint8_t* out = dst + i * int8_policy::kc;
+        const __m512 inv = _mm512_set1_ps(q[i].inv_scale);
+        const __m512i z = _mm512_set1_epi32(q[i].zero);
+        for (int kk = 0; kk < kc; kk += 16) {
+            const int left = kc - kk;
+            const __mmask16 mk = left >= 16 ? 0xffff : __mmask16((1u << left) - 1);
+            const __m512 x = _mm512_maskz_loadu_ps(mk, src + kk);
+            __m512i v = _mm512_add_epi32(_mm512_maskz_cvtps_epi32(__mmask16(0xffff), _mm512_mul_ps(x, inv)), z);
+            v = _mm512_maskz_max_epi32(__mmask16(0xffff), v, _mm512_setzero_si512());
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(out + kk), _mm512_maskz_cvtusepi32_epi8(__mmask16(0xffff), v));
+        }
+    }
+}
+
+// Output columns [32 p_begin, min(n, 32 p_end)) for all rows; see run_panels
+// (gemm_avx512.hpp) for the blocking. Differences: the row quantization needs
+// whole rows first, and sums of earlier k-blocks stay int32 in scratch (exact).
+VIT_AVX512_VNNI inline void int8_run_panels(const float* a, std::int64_t m, std::int64_t lda, const std::int8_t* wp,
+                                            const float* col_scale, const std::int32_t* col_sum, std::int64_t n,
+                                            std::int64_t k, float* c, std::int64_t ldc, const epilogue<float>& ep,
+                                            std::int64_t p_begin, std::int64_t p_end) {
+    using P = int8_policy;
+    if (p_begin >= p_end) return;
+    const std::int64_t col0 = p_begin * 32, col1 = std::min(n, p_end * 32), ncols = col1 - col0;
+    const std::int64_t ncols_pad = (p_end - p_begin) * 32;
+
+    const bool res_is_c = ep.residual == c && ep.ld_residual == ldc;
+    const bool seed_with_c = res_is_c && ep.act == activation::none;
+    const float* res = seed_with_c ? nullptr : ep.residual;
+    std::int64_t ldr = ep.ld_residual;
+    if (res) res += col0;
+    if (res_is_c && !seed_with_c) {
+        float* saved = static_cast<float*>(thread_scratch(1, sizeof(float) * m * ncols));
+        for (std::int64_t i = 0; i < m; ++i) std::memcpy(saved + i * ncols, c + i * ldc + col0, sizeof(float) * ncols);
+        res = saved;
+        ldr = ncols;
+    }
+
+    const std::int64_t panels = (n + 31) / 32;
+    const std::int64_t mblocks = (m + P::mc - 1) / P::mc;
+    auto* ap = static_cast<std::uint8_t*>(thread_scratch(0, std::size_t(P::mc) * P::kc));
+    auto* rq = static_cast<row_quant*>(thread_scratch(3, sizeof(row_quant) * P::mc));
+    std::int32_t* part = k > P::kc ? static_cast<std::int32_t*>(thread_scratch(2, 4 * std::min(m, std::int64_t(P::mc)) *
+                                                                                        ncols_pad))
+                                   : nullptr;
+    float rs[P::mr];
+    std::int32_t rz[P::mr];
+    for (std::int64_t mb = 0; mb < mblocks; ++mb) {
+        const std::int64_t r0 = even_split(m, mblocks, mb), rows = even_split(m, mblocks, mb + 1) - r0;
+        const std::int64_t tiles = (rows + P::mr - 1) / P::mr;
+        int8_row_quants(a + r0 * lda, lda, rows, k, rq);
+        for (std::int64_t k0 = 0; k0 < k; k0 += P::kc) {
+            const int kc = static_cast<int>(std::min<std::int64_t>(P::kc, k - k0));
+            int8_pack_a(a + r0 * lda + k0, lda, rows, kc, rq, ap);
+            const bool first = k0 == 0, last = k0 + kc >= k;
+            for (std::int64_t p = p_begin; p < p_end; ++p) {
+                const std::int64_t j0 = p * 32;
+                const int width = static_cast<int>(std::min<std::int64_t>(32, n - j0));
+                const __mmask16 m0 = width >= 16 ? 0xffff : __mmask16((1u << width) - 1);
+                const __mmask16 m1 = width >= 32 ? 0xffff : width <= 16 ? 0 : __mmask16((1u << (width - 16)) - 1);
+                const std::int8_t* bp = wp + block_offset<P>(panels, k, k0, p);
+                for (std::int64_t t = 0; t < tiles; ++t) {
+                    const std::int64_t i0 = even_split(rows, tiles, t), tr = even_split(rows, tiles, t + 1) - i0;
+                    float* ct = c + (r0 + i0) * ldc + j0;
+                    std::int32_t* pt = part ? part + i0 * ncols_pad + (j0 - col0) : nullptr;
+                    int8_out out{rs, rz, col_scale + j0, col_sum + j0, ep.bias ? ep.bias + j0 : nullptr, seed_with_c};
+                    if (last)
+                        for (int i = 0; i < tr; ++i) {
+                            rs[i] = rq[i0 + i].scale;
+                            rz[i] = rq[i0 + i].zero;
+                        }
+                    int8_tile_for(static_cast<int>(tr))((kc + 3) / 4, ap + i0 * P::kc, bp, pt, ncols_pad, !first,
+                                                        last ? &out : nullptr, ct, ldc, m0, m1);
+                    if (last && (ep.act != activation::none || res)) {
+                        const int vecs = (width + 15) / 16;
+                        const __mmask16 tail = width % 16 ? __mmask16((1u << (width % 16)) - 1) : __mmask16(0xffff);
+                        epilogue_rows_any(ep.act, ct, ldc, static_cast<int>(tr), vecs, tail, nullptr,
+                                          res ? res + (r0 + i0) * ldr + (j0 - col0) : nullptr, ldr);
+                    }
+                }
+            }
+        }
+    }
+}
+
+}  // namespace avx512
+#endif
+
+// A Linear layer with int8 weights w8 [n, k] and per-output-channel scales
+// (weight = scale[j] * w8[j, k]). quantize() makes them from fp32 weights.
+//
+// Error against the same layer in exact arithmetic with the dequantized
+// weights: activations are quantized per row with step s_i = (max(row, 0) -
+// min(row, 0)) / 255, each within s_i / 2, and the integer products are exact,
+// so |c_ij - c_exact_ij| <= (s_i / 2) sum_k |scale_j w8_jk| (1 + 2^-20) plus
+// fp32 rounding of the epilogue (relative 2^-22) — before the activation,
+// whose slope is at most 1.13 for GELU.
+class packed_linear_int8 {
+public:
+    packed_linear_int8() = default;
+    packed_linear_int8(const std::int8_t* w_nk, const float* scales, std::int64_t n, std::int64_t k,
+                       gemm_kernel want = gemm_kernel::automatic)
+        : n_(n), k_(k), scale_((n + 31) / 32 * 32), sum_((n + 31) / 32 * 32) {
+        for (std::int64_t j = 0; j < n; ++j) {
+            scale_.data()[j] = scales[j];
+            std::int32_t s = 0;
+            for (std::int64_t kk = 0; kk < k; ++kk) s += w_nk[j * k + kk];
+            sum_.data()[j] = s;
+        }
+#ifdef VIT_GEMM_X86
+        if (k > 0 && want != gemm_kernel::portable && want != gemm_kernel::avx2 && cpu_has_avx512_vnni()) {
+            kernel_ = gemm_kernel::avx512;
+            packed_.reset(static_cast<std::size_t>(avx512::packed_size<avx512::int8_policy>(n, k)));
+            avx512::pack_weights<avx512::int8_policy>(n, k, packed_.data(),
+                                                      [&](std::int64_t j, std::int64_t kk) { return w_nk[j * k + kk]; });
+            return;
+        }
+#endif
+        w8_.assign(w_nk, w_nk + n * k);
+    }
+
+    // Symmetric per-output-channel quantization of fp32 weights [n, k]:
+    // scale_j = max_k |w_jk| / 127, w8 = round(w / scale_j).
+    static void quantize(const float* w_nk, std::int64_t n, std::int64_t k, std::vector<std::int8_t>& w8,
+                         std::vector<float>& scales) {
+        w8.resize(n * k);
+        scales.resize(n);
+        for (std::int64_t j = 0; j < n; ++j) {
+            float mx = 0;
+            for (std::int64_t kk = 0; kk < k; ++kk) mx = std::max(mx, std::fabs(w_nk[j * k + kk]));
+            const float s = mx > 0 ? mx / 127.f : 1.f;
+            scales[j] = s;
+            for (std::int64_t kk = 0; kk < k; ++kk)
+                w8[j * k + kk] = static_cast<std::int8_t>(std::max(-127.f, std::min(127.f, std::nearbyint(w_nk[j * k + kk] / s))));
+        }
+    }
+
+    std::int64_t n() const { return n_; }
+    std::int64_t k() const { return k_; }
+    gemm_kernel kernel() const { return kernel_; }
+
+    void run(const float* a, std::int64_t m, std::int64_t lda, float* c, std::int64_t ldc, const epilogue<float>& ep,
+             thread_pool& pool) const {
+        if (m <= 0 || n_ <= 0) return;
+#ifdef VIT_GEMM_X86
+        if (kernel_ == gemm_kernel::avx512) {
+            run_panel_ranges((n_ + 31) / 32, pool, [&](std::int64_t p0, std::int64_t p1) {
+                avx512::int8_run_panels(a, m, lda, packed_.data(), scale_.data(), sum_.data(), n_, k_, c, ldc, ep, p0,
+                                        p1);
+            });
+            return;
+        }
+#endif
+        run_portable(a, m, lda, c, ldc, ep, pool);
+    }
+
+private:
+    // The same arithmetic in scalar code (same quantization, exact integer
+    // sums), for CPUs without VNNI and as the tests' cross-check.
+    void run_portable(const float* a, std::int64_t m, std::int64_t lda, float* c, std::int64_t ldc,
+                      const epilogue<float>& ep, thread_pool& pool) const {
+        pool.parallel_for(m, [&](std::int64_t i) {
+            const float* row = a + i * lda;
+            float lo = 0, hi = 0;
+            for (std::int64_t kk = 0; kk < k_; ++kk) {
+                lo = std::min(lo, row[kk]);
+                hi = std::max(hi, row[kk]);
+            }
+            const row_quant q = make_row_quant(lo, hi);
+            auto* qa = static_cast<std::uint8_t*>(thread_scratch(2, std::size_t(std::max<std::int64_t>(1, k_))));
+            for (std::int64_t kk = 0; kk < k_; ++kk) qa[kk] = quantize_u8(row[kk], q);
+            float* out = c + i * ldc;
+            for (std::int64_t j = 0; j < n_; ++j) {
+                std::int32_t s = 0;
+                const std::int8_t* w = w8_.data() + j * k_;
+                for (std::int64_t kk = 0; kk < k_; ++kk) s += std::int32_t(qa[kk]) * w[kk];
+                float v = float(s - q.zero * sum_.data()[j]) * (q.scale * scale_.data()[j]);
+                if (ep.bias) v += ep.bias[j];
+                v = activate(ep.act, v);
+                if (ep.residual) v += ep.residual[i * ep.ld_residual + j];
+                out[j] = v;
+            }
+        });
+    }
+
+    std::int64_t n_ = 0, k_ = 0;
+    gemm_kernel kernel_ = gemm_kernel::portable;
+    aligned_array<float> scale_;
+    aligned_array<std::int32_t> sum_;
+    std::vector<std::int8_t> w8_;            // portable path
+    aligned_array<std::int8_t> packed_;      // VNNI path
+};
+
+}  // namespace vit::detail
