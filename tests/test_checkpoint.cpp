@@ -183,3 +183,8 @@ TEST_CASE("unused tensors are ignored; missing, misshapen and mistyped ones are 
     CHECK_THROWS_WITH(vit::load_model(empty), Catch::Contains("no weights found"));
     CHECK_THROWS_WITH(vit::load_model(test::tmp_dir() + "/does-not-exist"), Catch::Contains("config.json: cannot open"));
 }
+
+TEST_CASE("the hub's pytorch_model.bin loads by itself and gives the reference logits") {
+    const test::reference ref(test::data("vit-tiny-random/reference.safetensors"));
+    CHECK(max_diff_to_reference(logits_of(test::data("vit-tiny-random/pytorch_model"), ref), ref) < 1e-5);
+}

@@ -8,6 +8,7 @@
 
 #include "../config.hpp"
 #include "../error.hpp"
+#include "pytorch.hpp"
 #include "safetensors.hpp"
 #include "tensor_store.hpp"
 
@@ -54,7 +55,12 @@ inline tensor_store read_checkpoint(const std::string& dir) {
     if (file_exists(dir + "/model.safetensors")) return read_safetensors(dir + "/model.safetensors");
     if (file_exists(dir + "/model.safetensors.index.json"))
         return read_sharded(dir, "model.safetensors.index.json", [](const std::string& p) { return read_safetensors(p); });
-    throw error(dir + ": no weights found (model.safetensors or model.safetensors.index.json)");
+    if (file_exists(dir + "/pytorch_model.bin")) return read_pytorch_checkpoint(dir + "/pytorch_model.bin");
+    if (file_exists(dir + "/pytorch_model.bin.index.json"))
+        return read_sharded(dir, "pytorch_model.bin.index.json",
+                            [](const std::string& p) { return read_pytorch_checkpoint(p); });
+    throw error(dir + ": no weights found (model.safetensors, model.safetensors.index.json, pytorch_model.bin or "
+                      "pytorch_model.bin.index.json)");
 }
 
 }  // namespace vit::detail
