@@ -17,6 +17,7 @@
 #include "detail/layers.hpp"
 #include "detail/thread_pool.hpp"
 #include "error.hpp"
+#include "image.hpp"
 
 namespace vit {
 
@@ -36,6 +37,27 @@ struct pixel_values {
     T* image(int i) { return data.data() + std::size_t(i) * channels * height * width; }
     const T* image(int i) const { return data.data() + std::size_t(i) * channels * height * width; }
 };
+
+// Prepares each image as the checkpoint's image processor does (resize with
+// its filter) and stacks their pixel_values. Without resizing, the images
+// must share one size.
+template <class T>
+pixel_values<T> make_pixel_values(const std::vector<image>& images, const preprocess_config& cfg) {
+    if (images.empty()) throw error("make_pixel_values: no images");
+    std::vector<image> prepared;
+    prepared.reserve(images.size());
+    for (const image& img : images) prepared.push_back(prepare_image(img, cfg));
+    const int w = prepared.front().width, h = prepared.front().height;
+    pixel_values<T> px(int(prepared.size()), 3, h, w);
+    for (std::size_t i = 0; i < prepared.size(); ++i) {
+        if (prepared[i].width != w || prepared[i].height != h)
+            throw error("make_pixel_values: image " + std::to_string(i) + " is " + std::to_string(prepared[i].width) +
+                        "x" + std::to_string(prepared[i].height) + ", the batch is " + std::to_string(w) + "x" +
+                        std::to_string(h) + " (and do_resize is off)");
+        write_pixel_values(prepared[i], cfg, px.image(int(i)));
+    }
+    return px;
+}
 
 struct forward_options {
     bool output_hidden_states = false;  // fill output::hidden_states
@@ -119,16 +141,28 @@ class basic_model {
 public:
     using scalar = T;
 
-    // Reads DIR/config.json and the weights (see detail::read_checkpoint).
+    // Reads DIR/config.json, DIR/preprocessor_config.json (optional) and the
+    // weights (see detail::read_checkpoint).
     static basic_model load(const std::string& dir) {
         basic_model m;
         m.config_ = load_config(dir + "/config.json");
+        m.preprocess_ = load_preprocess_config(dir);
         const detail::tensor_store store = detail::read_checkpoint(dir);
         m.load_weights(detail::weight_source(store, dir));
         return m;
     }
 
     const vit::config& config() const { return config_; }
+    const preprocess_config& preprocessing() const { return preprocess_; }
+
+    // The k most probable labels of an image file, preprocessed as the
+    // checkpoint's image processor does.
+    std::vector<prediction> classify(const std::string& image_path, int k = 5) const {
+        if (config_.arch != architecture::image_classification)
+            throw error("classify: the checkpoint is a ViTModel backbone without a classifier");
+        const auto out = forward(make_pixel_values<T>({load_image(image_path)}, preprocess_));
+        return top_k(out.logits.data(), config_.num_labels(), k, config_.labels);
+    }
     bool has_pooler() const { return has_pooler_; }
 
     // The forward pass of transformers' ViTForImageClassification / ViTModel.
@@ -313,6 +347,7 @@ private:
     }
 
     vit::config config_;
+    preprocess_config preprocess_;
     std::vector<T> cls_token_;  // [H]
     std::vector<T> pos_embed_;  // [1 + grid^2, H]
     detail::linear<T> patch_proj_;  // projection [H, C*P*P]

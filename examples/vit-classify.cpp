@@ -1,0 +1,372 @@
+// vit-classify: label images with a ViT checkpoint, as transformers would.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <vit/vit.hpp>
+
+#include "hub.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* usage = R"(usage: vit-classify [options] IMAGE...
+
+Labels images with a Vision Transformer checkpoint and prints the most
+probable classes, with the scores transformers' pipeline would give.
+
+IMAGE      an image file (JPEG, PNG, GIF, BMP, TGA, PNM), a folder (its images,
+           sorted by name), or - to read paths from standard input, one a line
+
+options:
+  --model M          checkpoint folder, or a hub id such as google/vit-large-patch32-384
+                     found in the local Hugging Face cache ($HF_HUB_CACHE, else
+                     $HF_HOME/hub, else ~/.cache/huggingface/hub).
+                     Default: $VIT_MODEL, else google/vit-large-patch32-384
+  --top-k K          how many labels per image (default 5)
+  --json             one JSON object per line per image:
+                     {"image": ..., "predictions": [{"label", "index", "score"}, ...]}
+  --logits           with --json: add "logits", every raw logit
+  --features         print the image embedding as JSON instead of labels: the
+                     pooler output of a ViTModel checkpoint that has one, else the
+                     CLS token after the final LayerNorm; works without a classifier
+  --attention-map F  write F (PNG): where the model looks (attention rollout over
+                     all layers) as a heat map over the image; one image only
+  --save-input F     write F (PNG): the RGB image the model sees, after EXIF
+                     orientation and resizing; one image only
+  --size WxH         run at another resolution (multiples of the patch size), with
+                     position embeddings interpolated as transformers does
+  --batch N          images per forward pass (default 8)
+  --threads N        threads (default: all cores)
+  --version          print the version and build features
+  --help             this text
+
+Exit status: 0 when every image was labelled, 1 when any failed (each failure
+is reported with the image's name), 2 on a usage error.
+
+examples:
+  vit-classify --model google/vit-large-patch32-384 cat.jpg
+  vit-classify --model ./vit-large-patch32-384 --json --top-k 3 photos/
+  find photos -name '*.jpg' | vit-classify --json -
+  vit-classify --features --model google/vit-large-patch32-384-in21k cat.jpg
+  vit-classify --attention-map where.png cat.jpg
+)";
+
+struct options {
+    std::string model;
+    int top_k = 5;
+    bool json = false, logits = false, features = false;
+    std::string attention_map, save_input;
+    int width = 0, height = 0;
+    int batch = 8;
+    int threads = 0;
+    std::vector<std::string> inputs;
+};
+
+const char* kernel_name() {
+    switch (vit::detail::resolve_kernel(vit::detail::gemm_kernel::automatic)) {
+        case vit::detail::gemm_kernel::avx512: return "AVX-512";
+        case vit::detail::gemm_kernel::avx2: return "AVX2";
+        default: return "portable (Eigen)";
+    }
+}
+
+[[noreturn]] void usage_error(const std::string& msg) {
+    std::cerr << "vit-classify: " << msg << "\n(see vit-classify --help)\n";
+    std::exit(2);
+}
+
+int parse_int(const std::string& opt, const std::string& v, int lo, int hi) {
+    try {
+        std::size_t pos = 0;
+        const long x = std::stol(v, &pos);
+        if (pos == v.size() && x >= lo && x <= hi) return int(x);
+    } catch (const std::exception&) {
+    }
+    usage_error(opt + " takes a number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got '" + v + "'");
+}
+
+options parse_args(int argc, char** argv) {
+    options o;
+    auto value = [&](int& i) -> std::string {
+        if (i + 1 >= argc) usage_error(std::string(argv[i]) + " needs a value");
+        return argv[++i];
+    };
+    bool only_files = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (only_files || a == "-" || a.empty() || a[0] != '-') {
+            o.inputs.push_back(a);
+        } else if (a == "--") {
+            only_files = true;
+        } else if (a == "--help" || a == "-h") {
+            std::cout << usage;
+            std::exit(0);
+        } else if (a == "--version") {
+            std::cout << "vit-classify " << VIT_VERSION_STRING << " (JPEG: " << vit::jpeg_decoder()
+                      << ", matrix kernels: " << kernel_name() << ")\n";
+            std::exit(0);
+        } else if (a == "--model") {
+            o.model = value(i);
+        } else if (a == "--top-k") {
+            o.top_k = parse_int(a, value(i), 1, 1000000);
+        } else if (a == "--json") {
+            o.json = true;
+        } else if (a == "--logits") {
+            o.logits = true;
+        } else if (a == "--features") {
+            o.features = true;
+        } else if (a == "--attention-map") {
+            o.attention_map = value(i);
+        } else if (a == "--save-input") {
+            o.save_input = value(i);
+        } else if (a == "--size") {
+            const std::string v = value(i);
+            const auto x = v.find('x');
+            if (x == std::string::npos) usage_error("--size takes WIDTHxHEIGHT, e.g. 448x320; got '" + v + "'");
+            o.width = parse_int("--size", v.substr(0, x), 1, 16384);
+            o.height = parse_int("--size", v.substr(x + 1), 1, 16384);
+        } else if (a == "--batch") {
+            o.batch = parse_int(a, value(i), 1, 4096);
+        } else if (a == "--threads") {
+            o.threads = parse_int(a, value(i), 1, 1024);
+        } else {
+            usage_error("unknown option '" + a + "'");
+        }
+    }
+    if (o.inputs.empty()) usage_error("no image given");
+    if (o.logits && !o.json) usage_error("--logits goes with --json");
+    if (o.model.empty()) {
+        const char* env = std::getenv("VIT_MODEL");
+        o.model = env && *env ? env : "google/vit-large-patch32-384";
+    }
+    if (o.threads == 0) o.threads = int(std::max(1u, std::thread::hardware_concurrency()));
+    return o;
+}
+
+bool is_image_name(const fs::path& p) {
+    std::string ext = p.extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    for (const char* e : {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tga", ".pnm", ".ppm", ".pgm", ".webp"})
+        if (ext == e) return true;
+    return false;
+}
+
+// Files as given, folders as their image files sorted by name, "-" as the
+// paths on standard input.
+std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
+    std::vector<std::string> out;
+    for (const auto& in : inputs) {
+        if (in == "-") {
+            std::string line;
+            while (std::getline(std::cin, line))
+                if (!line.empty()) out.push_back(line);
+            continue;
+        }
+        std::error_code ec;
+        if (fs::is_directory(in, ec)) {
+            std::vector<std::string> files;
+            for (const auto& e : fs::directory_iterator(in, ec))
+                if (e.is_regular_file(ec) && is_image_name(e.path())) files.push_back(e.path().string());
+            if (ec) throw vit::error(in + ": cannot list the folder: " + ec.message());
+            std::sort(files.begin(), files.end());
+            out.insert(out.end(), files.begin(), files.end());
+        } else {
+            out.push_back(in);
+        }
+    }
+    return out;
+}
+
+// A one-line bar on a terminal's stderr: redrawn in place, cleared at the end.
+class progress {
+public:
+    progress(std::size_t total, bool on) : total_(total), on_(on), start_(std::chrono::steady_clock::now()) {}
+    void update(std::size_t done) const {
+        if (!on_) return;
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+        const int width = 30, filled = int(width * done / std::max<std::size_t>(total_, 1));
+        std::fprintf(stderr, "\r[%s%s] %zu/%zu images, %.1f images/s ", std::string(std::size_t(filled), '#').c_str(),
+                     std::string(std::size_t(width - filled), '.').c_str(), done, total_, secs > 0 ? double(done) / secs : 0.0);
+        std::fflush(stderr);
+    }
+    ~progress() {
+        if (on_) std::fprintf(stderr, "\r\033[K");
+    }
+
+private:
+    std::size_t total_;
+    bool on_;
+    std::chrono::steady_clock::time_point start_;
+};
+
+// Jet-like colour for t in [0, 1].
+void heat_colour(double t, double rgb[3]) {
+    auto clamp01 = [](double v) { return std::min(1.0, std::max(0.0, v)); };
+    rgb[0] = clamp01(1.5 - std::abs(4 * t - 3));
+    rgb[1] = clamp01(1.5 - std::abs(4 * t - 2));
+    rgb[2] = clamp01(1.5 - std::abs(4 * t - 1));
+}
+
+// Attention rollout (Abnar & Zuidema, 2020): per layer the head-averaged
+// attention with the residual connection added (0.5 A + 0.5 I, rows
+// renormalised), multiplied through the layers; the CLS row says how much
+// each patch flows into the CLS token the classifier reads. Rollout rather
+// than the last layer alone: in ViTs the last layer's CLS attention is often
+// concentrated on a few "register-like" background tokens.
+std::vector<double> attention_rollout(const vit::output<float>& out, int heads) {
+    const int T = out.tokens;
+    Eigen::MatrixXd roll = Eigen::MatrixXd::Identity(T, T);
+    for (const auto& att : out.attentions) {  // [heads * T, T] for image 0
+        Eigen::MatrixXd a = Eigen::MatrixXd::Zero(T, T);
+        for (int h = 0; h < heads; ++h) a += att.block(Eigen::Index(h) * T, 0, T, T).cast<double>();
+        a /= heads;
+        a = 0.5 * a + 0.5 * Eigen::MatrixXd::Identity(T, T);
+        for (int r = 0; r < T; ++r) a.row(r) /= a.row(r).sum();
+        roll = a * roll;
+    }
+    std::vector<double> cls(std::size_t(T - 1));
+    for (int t = 1; t < T; ++t) cls[std::size_t(t - 1)] = roll(0, t);
+    return cls;
+}
+
+void write_attention_map(const vit::image& img, const std::vector<double>& grid, int gh, int gw, const std::string& path) {
+    const double lo = *std::min_element(grid.begin(), grid.end()), hi = *std::max_element(grid.begin(), grid.end());
+    vit::image out = img;
+    for (int y = 0; y < img.height; ++y)
+        for (int x = 0; x < img.width; ++x) {
+            // Bilinear upsampling of the patch grid to the image, cell centres aligned.
+            const double gy = std::min(std::max((y + 0.5) * gh / img.height - 0.5, 0.0), gh - 1.0);
+            const double gx = std::min(std::max((x + 0.5) * gw / img.width - 0.5, 0.0), gw - 1.0);
+            const int y0 = int(gy), x0 = int(gx), y1 = std::min(y0 + 1, gh - 1), x1 = std::min(x0 + 1, gw - 1);
+            const double fy = gy - y0, fx = gx - x0;
+            auto at = [&](int r, int c) { return grid[std::size_t(r) * gw + c]; };
+            const double v = (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x1)) + fy * ((1 - fx) * at(y1, x0) + fx * at(y1, x1));
+            const double t = hi > lo ? (v - lo) / (hi - lo) : 0.0;
+            double rgb[3];
+            heat_colour(t, rgb);
+            const double alpha = 0.25 + 0.45 * t;  // strong where attention is high
+            std::uint8_t* p = &out.rgb[(std::size_t(y) * img.width + x) * 3];
+            for (int c = 0; c < 3; ++c) p[c] = std::uint8_t(std::lround((1 - alpha) * p[c] + alpha * 255.0 * rgb[c]));
+        }
+    vit::save_png(out, path);
+}
+
+nlohmann::json to_json_array(const float* v, Eigen::Index n) {
+    nlohmann::json a = nlohmann::json::array();
+    for (Eigen::Index i = 0; i < n; ++i) a.push_back(v[i]);
+    return a;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const options opt = parse_args(argc, argv);
+    try {
+        const std::string dir = hub::resolve_model(opt.model);
+        const vit::model model = vit::load_model(dir);
+        const vit::config& cfg = model.config();
+        vit::preprocess_config pre = model.preprocessing();
+        if (opt.width) {
+            pre.width = opt.width;
+            pre.height = opt.height;
+            pre.do_resize = true;
+        }
+        if (!opt.features && cfg.arch != vit::architecture::image_classification)
+            throw vit::error(dir + ": a ViTModel checkpoint has no classifier; use --features for its embeddings");
+
+        const std::vector<std::string> files = expand_inputs(opt.inputs);
+        if (files.empty()) throw vit::error("no images found in the given inputs");
+        const bool single_only = !opt.attention_map.empty() || !opt.save_input.empty();
+        if (single_only && files.size() != 1)
+            throw vit::error("--attention-map and --save-input take exactly one image, got " + std::to_string(files.size()));
+
+        vit::workspace<float> ws(opt.threads);
+        const std::size_t batches = (files.size() + std::size_t(opt.batch) - 1) / std::size_t(opt.batch);
+        progress bar(files.size(), batches > 1 && ::isatty(STDERR_FILENO));
+        bool any_failed = false;
+        for (std::size_t b0 = 0; b0 < files.size(); b0 += std::size_t(opt.batch)) {
+            const std::size_t b1 = std::min(files.size(), b0 + std::size_t(opt.batch));
+            std::vector<vit::image> images;
+            std::vector<std::size_t> ok;  // indices into files
+            std::vector<std::string> errors(b1 - b0);
+            for (std::size_t i = b0; i < b1; ++i) {
+                try {
+                    images.push_back(vit::load_image(files[i]));
+                    ok.push_back(i);
+                } catch (const vit::error& e) {
+                    errors[i - b0] = e.what();
+                }
+            }
+            vit::output<float> out;
+            if (!images.empty()) {
+                vit::forward_options fo;
+                fo.output_attentions = !opt.attention_map.empty();
+                out = model.forward(vit::make_pixel_values<float>(images, pre), fo, &ws);
+                if (!opt.save_input.empty()) vit::save_png(vit::prepare_image(images[0], pre), opt.save_input);
+                if (!opt.attention_map.empty())
+                    write_attention_map(images[0], attention_rollout(out, cfg.num_attention_heads),
+                                        pre.height / cfg.patch_size, pre.width / cfg.patch_size, opt.attention_map);
+            }
+            std::size_t row = 0;
+            for (std::size_t i = b0; i < b1; ++i) {
+                const std::string& err = errors[i - b0];
+                if (!err.empty()) {
+                    any_failed = true;
+                    if (opt.json) std::cout << nlohmann::json{{"image", files[i]}, {"error", err}}.dump() << "\n";
+                    else std::cerr << "vit-classify: " << err << "\n";
+                    continue;
+                }
+                const Eigen::Index r = Eigen::Index(row++);
+                if (opt.features) {
+                    const bool pooled = model.has_pooler();
+                    const auto& m = pooled ? out.pooler_output : out.cls_embedding;
+                    std::cout << nlohmann::json{{"image", files[i]},
+                                                {"kind", pooled ? "pooler_output" : "cls_embedding"},
+                                                {"features", to_json_array(m.row(r).data(), m.cols())}}
+                                     .dump()
+                              << "\n";
+                    continue;
+                }
+                const auto preds = vit::top_k(out.logits.row(r).data(), cfg.num_labels(), opt.top_k, cfg.labels);
+                if (opt.json) {
+                    nlohmann::json j = {{"image", files[i]}, {"predictions", nlohmann::json::array()}};
+                    for (const auto& p : preds)
+                        j["predictions"].push_back({{"label", p.label}, {"index", p.index}, {"score", p.score}});
+                    if (opt.logits) j["logits"] = to_json_array(out.logits.row(r).data(), out.logits.cols());
+                    std::cout << j.dump() << "\n";
+                } else {
+                    std::cout << files[i] << "\n";
+                    for (const auto& p : preds) {
+                        char score[32];
+                        std::snprintf(score, sizeof score, "%7.4f", p.score);
+                        std::cout << "  " << score << "  " << p.label << "\n";
+                    }
+                }
+            }
+            std::cout.flush();
+            bar.update(b1);
+        }
+        return any_failed ? 1 : 0;
+    } catch (const vit::error& e) {
+        std::cerr << "vit-classify: " << e.what() << "\n";
+        return 1;
+    } catch (const std::exception& e) {
+        std::cerr << "vit-classify: " << e.what() << "\n";
+        return 1;
+    }
+}
