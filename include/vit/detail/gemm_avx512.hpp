@@ -25,6 +25,7 @@ namespace vit::detail::avx512 {
 VIT_AVX512_INLINE __m512 max_ps(__m512 a, __m512 b) { return _mm512_maskz_max_ps(__mmask16(0xffff), a, b); }
 VIT_AVX512_INLINE __m512 min_ps(__m512 a, __m512 b) { return _mm512_maskz_min_ps(__mmask16(0xffff), a, b); }
 VIT_AVX512_INLINE __m512 scalef_ps(__m512 a, __m512 b) { return _mm512_maskz_scalef_ps(__mmask16(0xffff), a, b); }
+VIT_AVX512_INLINE __m512 rcp14_ps(__m512 a) { return _mm512_maskz_rcp14_ps(__mmask16(0xffff), a); }
 template <int Imm>
 VIT_AVX512_INLINE __m512 roundscale_ps(__m512 a) { return _mm512_maskz_roundscale_ps(__mmask16(0xffff), a, Imm); }
 
@@ -42,15 +43,17 @@ VIT_AVX512_INLINE __m512 exp_ps(__m512 hi, __m512 lo) {
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), hi);
     r = _mm512_add_ps(r, lo);
     r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    // Taylor to degree 7 on |r| <= 0.35: truncation 5e-9 relative.
-    __m512 p = _mm512_set1_ps(1.f / 5040);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 720));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+    // Taylor to degree 7 on |r| <= 0.35 (truncation 5e-9 relative), in
+    // Estrin's form: the epilogue is bound by the latency of these chains.
+    const __m512 r2 = _mm512_mul_ps(r, r);
+    const __m512 r4 = _mm512_mul_ps(r2, r2);
+    const __m512 a01 = _mm512_add_ps(r, _mm512_set1_ps(1.f));
+    const __m512 a23 = _mm512_fmadd_ps(r, _mm512_set1_ps(1.f / 6), _mm512_set1_ps(0.5f));
+    const __m512 a45 = _mm512_fmadd_ps(r, _mm512_set1_ps(1.f / 120), _mm512_set1_ps(1.f / 24));
+    const __m512 a67 = _mm512_fmadd_ps(r, _mm512_set1_ps(1.f / 5040), _mm512_set1_ps(1.f / 720));
+    const __m512 b0 = _mm512_fmadd_ps(a23, r2, a01);
+    const __m512 b1 = _mm512_fmadd_ps(a67, r2, a45);
+    const __m512 p = _mm512_fmadd_ps(b1, r4, b0);
     return scalef_ps(p, n);  // 2^n without overflow tricks; saturates to 0 / inf
 }
 
@@ -63,20 +66,27 @@ VIT_AVX512_INLINE __m512 exp_ps(__m512 hi, __m512 lo) {
 VIT_AVX512_INLINE __m512 gelu_erf_ps(__m512 x) {
     const __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f));
     const __m512 a = min_ps(_mm512_abs_ps(z), _mm512_set1_ps(10.f));
-    const __m512 t = _mm512_div_ps(_mm512_set1_ps(2.f), _mm512_add_ps(a, _mm512_set1_ps(2.f)));
+    // t = 2 / (2 + a), 2 + a in [2, 12]: reciprocal estimate (2^-14) and one
+    // Newton step (2^-28) instead of a division, which would dominate the cost.
+    const __m512 d = _mm512_add_ps(a, _mm512_set1_ps(2.f));
+    const __m512 r0 = rcp14_ps(d);
+    const __m512 r1 = _mm512_fmadd_ps(r0, _mm512_fnmadd_ps(d, r0, _mm512_set1_ps(1.f)), r0);
+    const __m512 t = _mm512_add_ps(r1, r1);
     const __m512 u = _mm512_fmadd_ps(t, _mm512_set1_ps(2.4f), _mm512_set1_ps(-1.4f));
-    __m512 p = _mm512_set1_ps(-4.619178593e-06f);
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-2.280496016e-05f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(6.755849376e-05f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(1.297409379e-04f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-5.470131720e-04f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-2.758495092e-04f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(3.713026487e-03f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-1.045591842e-03f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-2.947132709e-02f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(1.574507910e-02f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(5.703071524e-01f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-5.585953538e-01f));
+    // P in Estrin's form (shorter dependency chain than Horner).
+    const __m512 u2 = _mm512_mul_ps(u, u);
+    const __m512 u4 = _mm512_mul_ps(u2, u2);
+    const __m512 u8 = _mm512_mul_ps(u4, u4);
+    const __m512 p01 = _mm512_fmadd_ps(u, _mm512_set1_ps(5.703071524e-01f), _mm512_set1_ps(-5.585953538e-01f));
+    const __m512 p23 = _mm512_fmadd_ps(u, _mm512_set1_ps(-2.947132709e-02f), _mm512_set1_ps(1.574507910e-02f));
+    const __m512 p45 = _mm512_fmadd_ps(u, _mm512_set1_ps(3.713026487e-03f), _mm512_set1_ps(-1.045591842e-03f));
+    const __m512 p67 = _mm512_fmadd_ps(u, _mm512_set1_ps(-5.470131720e-04f), _mm512_set1_ps(-2.758495092e-04f));
+    const __m512 p89 = _mm512_fmadd_ps(u, _mm512_set1_ps(6.755849376e-05f), _mm512_set1_ps(1.297409379e-04f));
+    const __m512 p1011 = _mm512_fmadd_ps(u, _mm512_set1_ps(-4.619178593e-06f), _mm512_set1_ps(-2.280496016e-05f));
+    const __m512 q0 = _mm512_fmadd_ps(p23, u2, p01);
+    const __m512 q1 = _mm512_fmadd_ps(p67, u2, p45);
+    const __m512 q2 = _mm512_fmadd_ps(p1011, u2, p89);
+    const __m512 p = _mm512_fmadd_ps(q2, u8, _mm512_fmadd_ps(q1, u4, q0));
     // a^2 = x^2 / 2 from x itself (exact as hi + lo): going through the
     // rounded z would cost a relative error of a^2 ulps in the tail. Where a
     // is clamped, x^2 / 2 is clamped to match.
@@ -153,6 +163,23 @@ inline void epilogue_rows_any(activation act, float* c, std::int64_t ldc, int ro
 // A policy P supplies: a_t / w_t (element types of packed A and weights),
 // kstep (k values per weight element group: 1 for fp32, 2 for bf16 pairs),
 // kc (k per block), mc (rows per block), pack_a(...) and tile_for(rows).
+
+// Memory the micro-kernel touches next, fetched while it computes: the next
+// tile's output rows (their partial sums come from L2 / L3) and a share of
+// the next weight micro-panel (from DRAM, one line per k step).
+struct tile_prefetch {
+    const char* b = nullptr;
+    int b_lines = 0;
+    const float* c = nullptr;
+    int c_rows = 0;
+};
+
+VIT_AVX512_INLINE void prefetch_c(const tile_prefetch& pf, std::int64_t ldc) {
+    for (int i = 0; i < pf.c_rows; ++i) {
+        _mm_prefetch(reinterpret_cast<const char*>(pf.c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(pf.c + i * ldc + 16), _MM_HINT_T0);
+    }
+}
 
 template <class P>
 inline std::int64_t block_offset(std::int64_t panels, std::int64_t k, std::int64_t k0, std::int64_t p) {
@@ -232,11 +259,30 @@ VIT_AVX512 void run_panels(const float* a, std::int64_t m, std::int64_t lda, con
                 const __mmask16 m0 = width >= 16 ? 0xffff : __mmask16((1u << width) - 1);
                 const __mmask16 m1 = width >= 32 ? 0xffff : width <= 16 ? 0 : __mmask16((1u << (width - 16)) - 1);
                 const typename P::w_t* bp = wp + block_offset<P>(panels, k, k0, p);
+                // Next weight block in memory order (k-block-major layout).
+                const std::int64_t b_bytes = std::int64_t(sizeof(typename P::w_t)) *
+                                             (block_offset<P>(panels, k, k0, p + 1) - block_offset<P>(panels, k, k0, p));
+                const bool more_b = p + 1 < p_end || k0 + kc < k;
                 for (std::int64_t t = 0; t < tiles; ++t) {
                     const std::int64_t i0 = even_split(rows, tiles, t), tr = even_split(rows, tiles, t + 1) - i0;
                     float* ct = c + (r0 + i0) * ldc + j0;
+                    tile_prefetch pf;
+                    if (more_b) {
+                        const std::int64_t lines = b_bytes / 64, l0 = lines * t / tiles, l1 = lines * (t + 1) / tiles;
+                        const std::int64_t next = p + 1 < p_end ? p + 1 : p_begin;
+                        const std::int64_t nk0 = p + 1 < p_end ? k0 : k0 + kc;
+                        pf.b = reinterpret_cast<const char*>(wp + block_offset<P>(panels, k, nk0, next)) + 64 * l0;
+                        pf.b_lines = static_cast<int>(l1 - l0);
+                    }
+                    if (t + 1 < tiles) {
+                        pf.c = c + (r0 + i0 + tr) * ldc + j0;
+                        pf.c_rows = static_cast<int>(even_split(rows, tiles, t + 2) - (i0 + tr));
+                    } else if (p + 1 < p_end) {
+                        pf.c = c + r0 * ldc + j0 + 32;
+                        pf.c_rows = static_cast<int>(even_split(rows, tiles, 1));
+                    }
                     P::tile_for(static_cast<int>(tr))(kc, ap + i0 * P::kc, bp, ct, ldc, !first || seed_with_c, m0,
-                                                      m1);
+                                                      m1, pf);
                     if (last) {
                         const int vecs = (width + 15) / 16;
                         const __mmask16 tail = width % 16 ? __mmask16((1u << (width % 16)) - 1) : __mmask16(0xffff);
@@ -255,7 +301,7 @@ VIT_AVX512 void run_panels(const float* a, std::int64_t m, std::int64_t lda, con
 
 template <int MR>
 VIT_AVX512 void f32_tile(int kc, const float* a, const float* b, float* c, std::int64_t ldc, bool load_c,
-                         __mmask16 m0, __mmask16 m1);
+                         __mmask16 m0, __mmask16 m1, const tile_prefetch& pf);
 
 struct f32_policy {
     using a_t = float;
@@ -264,7 +310,8 @@ struct f32_policy {
     static constexpr int mr = 14;
     static constexpr int kc = 256;  // B micro-panel kc x 32 floats = 32 KiB: stays in L1 across row tiles
     static constexpr int mc = 320;  // A block mc x kc floats = 320 KiB: stays in L2 across panels
-    using tile_fn = void (*)(int, const float*, const float*, float*, std::int64_t, bool, __mmask16, __mmask16);
+    using tile_fn = void (*)(int, const float*, const float*, float*, std::int64_t, bool, __mmask16, __mmask16,
+                             const tile_prefetch&);
 
     static void pack_a(const float* a, std::int64_t lda, std::int64_t rows, int kc_, float* dst) {
         for (std::int64_t i = 0; i < rows; ++i) std::memcpy(dst + i * kc, a + i * lda, sizeof(float) * kc_);
@@ -280,8 +327,9 @@ struct f32_policy {
 
 template <int MR>
 VIT_AVX512 void f32_tile(int kc, const float* a, const float* b, float* c, std::int64_t ldc, bool load_c,
-                         __mmask16 m0, __mmask16 m1) {
+                         __mmask16 m0, __mmask16 m1, const tile_prefetch& pf) {
     constexpr int KC = f32_policy::kc;
+    prefetch_c(pf, ldc);
     __m512 c0[MR], c1[MR];
     if (load_c) {
 #pragma GCC unroll 16
@@ -295,6 +343,7 @@ VIT_AVX512 void f32_tile(int kc, const float* a, const float* b, float* c, std::
     }
 #pragma GCC unroll 2
     for (int k = 0; k < kc; ++k) {
+        if (k < pf.b_lines) _mm_prefetch(pf.b + 64 * k, _MM_HINT_T0);
         const __m512 b0 = _mm512_load_ps(b + 32 * k);
         const __m512 b1 = _mm512_load_ps(b + 32 * k + 16);
 #pragma GCC unroll 16

@@ -35,7 +35,7 @@ namespace avx512 {
 
 template <int MR>
 VIT_AVX512_BF16 void bf16_tile(int kc, const std::uint16_t* a, const std::uint16_t* b, float* c, std::int64_t ldc,
-                               bool load_c, __mmask16 m0, __mmask16 m1);
+                               bool load_c, __mmask16 m0, __mmask16 m1, const tile_prefetch& pf);
 
 struct bf16_policy {
     using a_t = std::uint16_t;
@@ -45,7 +45,7 @@ struct bf16_policy {
     static constexpr int kc = 512;  // B micro-panel 512 x 32 bf16 = 32 KiB (L1)
     static constexpr int mc = 320;  // A block 320 x 512 bf16 = 320 KiB (L2)
     using tile_fn = void (*)(int, const std::uint16_t*, const std::uint16_t*, float*, std::int64_t, bool, __mmask16,
-                             __mmask16);
+                             __mmask16, const tile_prefetch&);
 
     // Rows of kc floats -> bf16 rows of stride kc (an odd kc gets a zero
     // partner: masked loads fill with zeros).
@@ -75,8 +75,9 @@ struct bf16_policy {
 
 template <int MR>
 VIT_AVX512_BF16 void bf16_tile(int kc, const std::uint16_t* a, const std::uint16_t* b, float* c, std::int64_t ldc,
-                               bool load_c, __mmask16 m0, __mmask16 m1) {
+                               bool load_c, __mmask16 m0, __mmask16 m1, const tile_prefetch& pf) {
     constexpr int KC = bf16_policy::kc;
+    prefetch_c(pf, ldc);
     __m512 c0[MR], c1[MR];
     if (load_c) {
 #pragma GCC unroll 16
@@ -91,6 +92,7 @@ VIT_AVX512_BF16 void bf16_tile(int kc, const std::uint16_t* a, const std::uint16
     const int steps = (kc + 1) / 2;
 #pragma GCC unroll 2
     for (int s = 0; s < steps; ++s) {
+        if (s < pf.b_lines) _mm_prefetch(reinterpret_cast<const char*>(pf.b) + 64 * s, _MM_HINT_T0);
         const __m512i b0 = _mm512_load_si512(b + 64 * s);
         const __m512i b1 = _mm512_load_si512(b + 64 * s + 32);
 #pragma GCC unroll 16
