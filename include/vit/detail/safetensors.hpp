@@ -25,6 +25,9 @@ namespace vit::detail {
 struct safetensors_limits {
     std::uint64_t max_header_bytes = std::uint64_t(100) << 20;  // as the reference implementation
     std::size_t max_rank = 8;
+    // A header nests 3 deep ({name: {shape: [...]}}); each level of "[[[["
+    // costs the JSON tree ~80 bytes per header byte.
+    std::size_t max_depth = 8;
 };
 
 inline bool parse_dtype(const std::string& s, dtype& out) {
@@ -53,13 +56,27 @@ inline tensor_store parse_safetensors(std::shared_ptr<const void> owner, const u
                    std::to_string(limits.max_header_bytes));
     const char* hbegin = reinterpret_cast<const char*>(data + 8);
 
-    // nlohmann::json keeps the last of duplicated keys silently: catch them.
-    std::set<std::string> seen;
+    // nlohmann::json keeps the last of duplicated keys silently: catch them,
+    // at every depth ({"dtype": "F16", "dtype": "F32"} means different
+    // things to different readers).
+    std::vector<std::set<std::string>> seen;  // the keys of each open object
     std::string duplicate;
-    nlohmann::json::parser_callback_t cb = [&](int depth, nlohmann::json::parse_event_t ev, nlohmann::json& parsed) {
-        if (depth == 1 && ev == nlohmann::json::parse_event_t::key && parsed.is_string()) {
-            if (!seen.insert(parsed.get<std::string>()).second && duplicate.empty())
-                duplicate = parsed.get<std::string>();
+    bool duplicate_tensor = false;
+    std::size_t depth = 0;
+    nlohmann::json::parser_callback_t cb = [&](int, nlohmann::json::parse_event_t ev, nlohmann::json& parsed) {
+        using event = nlohmann::json::parse_event_t;
+        if (ev == event::object_start || ev == event::array_start) {
+            if (++depth > limits.max_depth)
+                throw fail("header nests deeper than " + std::to_string(limits.max_depth) + " levels");
+        } else if (ev == event::object_end || ev == event::array_end) {
+            --depth;
+        }
+        if (ev == event::object_start) seen.emplace_back();
+        else if (ev == event::object_end && !seen.empty()) seen.pop_back();
+        else if (ev == event::key && !seen.empty() && parsed.is_string() &&
+                 !seen.back().insert(parsed.get<std::string>()).second && duplicate.empty()) {
+            duplicate = parsed.get<std::string>();
+            duplicate_tensor = seen.size() == 1;
         }
         return true;
     };
@@ -69,7 +86,8 @@ inline tensor_store parse_safetensors(std::shared_ptr<const void> owner, const u
     } catch (const nlohmann::json::exception& e) {
         throw fail(std::string("header is not valid JSON: ") + e.what());
     }
-    if (!duplicate.empty()) throw fail("tensor '" + duplicate + "' appears twice in the header");
+    if (!duplicate.empty())
+        throw fail((duplicate_tensor ? "tensor '" : "key '") + duplicate + "' appears twice in the header");
     if (!header.is_object()) throw fail("header is not a JSON object");
 
     const unsigned char* body = data + 8 + header_len;
@@ -117,10 +135,23 @@ inline tensor_store parse_safetensors(std::shared_ptr<const void> owner, const u
         spans.push_back({b, e, tname});
         store.add(tname, std::move(t), name);
     }
-    std::sort(spans.begin(), spans.end(), [](const span& x, const span& y) { return x.begin < y.begin; });
-    for (std::size_t i = 1; i < spans.size(); ++i)
-        if (spans[i].begin < spans[i - 1].end)
+    // As the reference implementation, the tensors must tile the data exactly
+    // (in any header order): no overlap, no hole, nothing after the last one.
+    // Bytes that no tensor owns could carry another file (a polyglot).
+    std::sort(spans.begin(), spans.end(),
+              [](const span& x, const span& y) { return x.begin != y.begin ? x.begin < y.begin : x.end < y.end; });
+    std::uint64_t covered = 0;
+    for (std::size_t i = 0; i < spans.size(); ++i) {
+        if (spans[i].begin < covered)
             throw fail("tensors '" + spans[i - 1].name + "' and '" + spans[i].name + "' overlap");
+        if (spans[i].begin > covered)
+            throw fail("tensor '" + spans[i].name + "' starts at byte " + std::to_string(spans[i].begin) +
+                       " of the data, leaving a hole after byte " + std::to_string(covered));
+        covered = spans[i].end;
+    }
+    if (covered != body_size)
+        throw fail("the tensors cover " + std::to_string(covered) + " bytes but the data after the header is " +
+                   std::to_string(body_size) + " bytes");
     store.keep(std::move(owner));
     return store;
 }
