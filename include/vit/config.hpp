@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "detail/mapped_file.hpp"
 #include "error.hpp"
 
 namespace vit {
@@ -43,13 +44,35 @@ struct config {
 
 namespace detail {
 
-inline nlohmann::json read_json_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw error(path + ": cannot open");
-    std::stringstream ss;
-    ss << in.rdbuf();
+// Limits on the JSON files of a checkpoint folder (config.json, shard
+// indexes). The largest real ones (21k ImageNet labels, indexes of thousands
+// of shards) are around a megabyte and nest 3 deep.
+struct json_limits {
+    std::size_t max_bytes = std::size_t(16) << 20;
+    std::size_t max_depth = 64;
+};
+
+// Reads and parses a JSON file. Mapped, so it must be a regular file (not a
+// FIFO or /dev/zero, which would be read forever) within max_bytes; the
+// depth limit keeps "[[[[..." from costing ~80 bytes of tree per byte.
+inline nlohmann::json read_json_file(const std::string& path, const json_limits& limits = {}) {
+    const mapped_file file(path);
+    if (file.size() > limits.max_bytes)
+        throw error(path + ": " + std::to_string(file.size()) + " bytes, over the limit of " +
+                    std::to_string(limits.max_bytes) + " for a JSON file");
+    std::size_t depth = 0;
+    const nlohmann::json::parser_callback_t cb = [&](int, nlohmann::json::parse_event_t ev, nlohmann::json&) {
+        using event = nlohmann::json::parse_event_t;
+        if (ev == event::object_start || ev == event::array_start) {
+            if (++depth > limits.max_depth)
+                throw error(path + ": JSON nests deeper than " + std::to_string(limits.max_depth) + " levels");
+        } else if (ev == event::object_end || ev == event::array_end) {
+            --depth;
+        }
+        return true;
+    };
     try {
-        return nlohmann::json::parse(ss.str());
+        return nlohmann::json::parse(file.data(), file.data() + file.size(), cb);
     } catch (const nlohmann::json::exception& e) {
         throw error(path + ": not valid JSON: " + e.what());
     }
@@ -62,6 +85,11 @@ inline void read_int(const nlohmann::json& j, const char* key, int& value, long 
     const auto& v = j.at(key);
     if (!v.is_number_integer())
         throw error(file + ": '" + key + "' must be an integer, got " + v.dump());
+    // Unsigned beyond long long would wrap in get<long long>() and be
+    // reported as a different number than the file holds.
+    if (v.is_number_unsigned() && v.get<unsigned long long>() > static_cast<unsigned long long>(hi))
+        throw error(file + ": '" + key + "' is " + std::to_string(v.get<unsigned long long>()) + ", expected " +
+                    std::to_string(lo) + " to " + std::to_string(hi));
     const long long x = v.get<long long>();
     if (x < lo || x > hi)
         throw error(file + ": '" + key + "' is " + std::to_string(x) + ", expected " + std::to_string(lo) +
@@ -91,9 +119,9 @@ inline config parse_config(const nlohmann::json& j, const std::string& file) {
         int h = c.image_height, w = c.image_width;
         if (s.is_array()) {
             if (s.size() != 2) throw error(file + ": 'image_size' must be an integer or [height, width]");
-            nlohmann::json hw = {{"h", s.at(0)}, {"w", s.at(1)}};
-            detail::read_int(hw, "h", h, 1, 16384, file);
-            detail::read_int(hw, "w", w, 1, 16384, file);
+            nlohmann::json hw = {{"image_size[0]", s.at(0)}, {"image_size[1]", s.at(1)}};
+            detail::read_int(hw, "image_size[0]", h, 1, 16384, file);
+            detail::read_int(hw, "image_size[1]", w, 1, 16384, file);
         } else {
             detail::read_int(j, "image_size", h, 1, 16384, file);
             w = h;
