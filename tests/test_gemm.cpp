@@ -68,10 +68,11 @@ const activation all_acts[] = {activation::none, activation::gelu_erf, activatio
 struct shape {
     std::int64_t m, n, k;
 };
-// Rows: 1, a few, 145 * 3 (three images), more than one row block (> 320);
+// Rows: 1, a few, 145 * 3 (three images), more than one row block (> 192);
 // columns and depths odd and across the 32 / 256 block sizes.
-const shape shapes[] = {{1, 1, 1},     {1, 37, 19},   {2, 33, 300},  {13, 1000, 65},
-                        {435, 67, 129}, {29, 95, 513}, {333, 49, 37}, {145, 64, 1024}};
+// (9 x 1100: more than one 16-panel column chunk per thread.)
+const shape shapes[] = {{1, 1, 1},     {1, 37, 19},   {2, 33, 300},  {13, 1000, 65},  {435, 67, 129},
+                        {29, 95, 513}, {333, 49, 37}, {145, 64, 1024}, {9, 1100, 1100}};
 
 // Runs `lin` on `p` with the given epilogue; returns c.
 template <class L>

@@ -245,50 +245,76 @@ VIT_AVX512 void run_panels(const float* a, std::int64_t m, std::int64_t lda, con
 
     const std::int64_t panels = (n + 31) / 32;
     const std::int64_t mblocks = (m + P::mc - 1) / P::mc;
-    a_t* ap = static_cast<a_t*>(thread_scratch(0, sizeof(a_t) * P::mc * P::kc));
+    const std::int64_t kblocks = (k + P::kc - 1) / P::kc;
+    // The row block's activations, all k-blocks ([kb][rows][KC]), packed once
+    // and reused by every column chunk.
+    a_t* ap = static_cast<a_t*>(thread_scratch(0, sizeof(a_t) * P::mc * P::kc * kblocks));
     for (std::int64_t mb = 0; mb < mblocks; ++mb) {
         const std::int64_t r0 = even_split(m, mblocks, mb), rows = even_split(m, mblocks, mb + 1) - r0;
         const std::int64_t tiles = (rows + P::mr - 1) / P::mr;
-        for (std::int64_t k0 = 0; k0 < k; k0 += P::kc) {
-            const int kc = static_cast<int>(std::min<std::int64_t>(P::kc, k - k0));
-            P::pack_a(a + r0 * lda + k0, lda, rows, kc, ap);
-            const bool first = k0 == 0, last = k0 + kc >= k;
-            for (std::int64_t p = p_begin; p < p_end; ++p) {
-                const std::int64_t j0 = p * 32;
-                const int width = static_cast<int>(std::min<std::int64_t>(32, n - j0));
-                const __mmask16 m0 = width >= 16 ? 0xffff : __mmask16((1u << width) - 1);
-                const __mmask16 m1 = width >= 32 ? 0xffff : width <= 16 ? 0 : __mmask16((1u << (width - 16)) - 1);
-                const typename P::w_t* bp = wp + block_offset<P>(panels, k, k0, p);
-                // Next weight block in memory order (k-block-major layout).
-                const std::int64_t b_bytes = std::int64_t(sizeof(typename P::w_t)) *
-                                             (block_offset<P>(panels, k, k0, p + 1) - block_offset<P>(panels, k, k0, p));
-                const bool more_b = p + 1 < p_end || k0 + kc < k;
-                for (std::int64_t t = 0; t < tiles; ++t) {
-                    const std::int64_t i0 = even_split(rows, tiles, t), tr = even_split(rows, tiles, t + 1) - i0;
-                    float* ct = c + (r0 + i0) * ldc + j0;
-                    tile_prefetch pf;
-                    if (more_b) {
-                        const std::int64_t lines = b_bytes / 64, l0 = lines * t / tiles, l1 = lines * (t + 1) / tiles;
-                        const std::int64_t next = p + 1 < p_end ? p + 1 : p_begin;
-                        const std::int64_t nk0 = p + 1 < p_end ? k0 : k0 + kc;
-                        pf.b = reinterpret_cast<const char*>(wp + block_offset<P>(panels, k, nk0, next)) + 64 * l0;
-                        pf.b_lines = static_cast<int>(l1 - l0);
+        for (std::int64_t kb = 0; kb < kblocks; ++kb) {
+            const std::int64_t k0 = kb * P::kc;
+            P::pack_a(a + r0 * lda + k0, lda, rows, static_cast<int>(std::min<std::int64_t>(P::kc, k - k0)),
+                      ap + kb * rows * P::kc);
+        }
+        // Column chunks small enough that their output rows stay in L2
+        // across the k-blocks (each k-block reloads and stores them).
+        for (std::int64_t q0 = p_begin; q0 < p_end; q0 += P::chunk_panels) {
+            const std::int64_t q1 = std::min(p_end, q0 + P::chunk_panels);
+            for (std::int64_t kb = 0; kb < kblocks; ++kb) {
+                const std::int64_t k0 = kb * P::kc;
+                const int kc = static_cast<int>(std::min<std::int64_t>(P::kc, k - k0));
+                const bool first = kb == 0, last = kb + 1 == kblocks;
+                const a_t* apk = ap + kb * rows * P::kc;
+                for (std::int64_t p = q0; p < q1; ++p) {
+                    const std::int64_t j0 = p * 32;
+                    const int width = static_cast<int>(std::min<std::int64_t>(32, n - j0));
+                    const __mmask16 m0 = width >= 16 ? 0xffff : __mmask16((1u << width) - 1);
+                    const __mmask16 m1 =
+                        width >= 32 ? 0xffff : width <= 16 ? 0 : __mmask16((1u << (width - 16)) - 1);
+                    const typename P::w_t* bp = wp + block_offset<P>(panels, k, k0, p);
+                    // The weight block the loop takes next.
+                    std::int64_t np = -1, nk0 = k0;
+                    if (p + 1 < q1) {
+                        np = p + 1;
+                    } else if (!last) {
+                        np = q0;
+                        nk0 = k0 + P::kc;
+                    } else if (q1 < p_end) {
+                        np = q1;
+                        nk0 = 0;
                     }
-                    if (t + 1 < tiles) {
-                        pf.c = c + (r0 + i0 + tr) * ldc + j0;
-                        pf.c_rows = static_cast<int>(even_split(rows, tiles, t + 2) - (i0 + tr));
-                    } else if (p + 1 < p_end) {
-                        pf.c = c + r0 * ldc + j0 + 32;
-                        pf.c_rows = static_cast<int>(even_split(rows, tiles, 1));
-                    }
-                    P::tile_for(static_cast<int>(tr))(kc, ap + i0 * P::kc, bp, ct, ldc, !first || seed_with_c, m0,
-                                                      m1, pf);
-                    if (last) {
-                        const int vecs = (width + 15) / 16;
-                        const __mmask16 tail = width % 16 ? __mmask16((1u << (width % 16)) - 1) : __mmask16(0xffff);
-                        epilogue_rows_any(ep.act, ct, ldc, static_cast<int>(tr), vecs, tail,
-                                          ep.bias ? ep.bias + j0 : nullptr,
-                                          res ? res + (r0 + i0) * ldr + (j0 - col0) : nullptr, ldr);
+                    const std::int64_t b_bytes =
+                        np < 0 ? 0
+                               : std::int64_t(sizeof(typename P::w_t)) *
+                                     (block_offset<P>(panels, k, nk0, np + 1) - block_offset<P>(panels, k, nk0, np));
+                    for (std::int64_t t = 0; t < tiles; ++t) {
+                        const std::int64_t i0 = even_split(rows, tiles, t), tr = even_split(rows, tiles, t + 1) - i0;
+                        float* ct = c + (r0 + i0) * ldc + j0;
+                        tile_prefetch pf;
+                        if (np >= 0) {
+                            const std::int64_t lines = b_bytes / 64, l0 = lines * t / tiles,
+                                               l1 = lines * (t + 1) / tiles;
+                            pf.b = reinterpret_cast<const char*>(wp + block_offset<P>(panels, k, nk0, np)) + 64 * l0;
+                            pf.b_lines = static_cast<int>(l1 - l0);
+                        }
+                        if (t + 1 < tiles) {
+                            pf.c = c + (r0 + i0 + tr) * ldc + j0;
+                            pf.c_rows = static_cast<int>(even_split(rows, tiles, t + 2) - (i0 + tr));
+                        } else if (np >= 0) {
+                            pf.c = c + r0 * ldc + np * 32;
+                            pf.c_rows = static_cast<int>(even_split(rows, tiles, 1));
+                        }
+                        P::tile_for(static_cast<int>(tr))(kc, apk + i0 * P::kc, bp, ct, ldc, !first || seed_with_c,
+                                                          m0, m1, pf);
+                        if (last) {
+                            const int vecs = (width + 15) / 16;
+                            const __mmask16 tail =
+                                width % 16 ? __mmask16((1u << (width % 16)) - 1) : __mmask16(0xffff);
+                            epilogue_rows_any(ep.act, ct, ldc, static_cast<int>(tr), vecs, tail,
+                                              ep.bias ? ep.bias + j0 : nullptr,
+                                              res ? res + (r0 + i0) * ldr + (j0 - col0) : nullptr, ldr);
+                        }
                     }
                 }
             }
@@ -309,7 +335,8 @@ struct f32_policy {
     static constexpr int kstep = 1;
     static constexpr int mr = 14;
     static constexpr int kc = 256;  // B micro-panel kc x 32 floats = 32 KiB: stays in L1 across row tiles
-    static constexpr int mc = 320;  // A block mc x kc floats = 320 KiB: stays in L2 across panels
+    static constexpr int mc = 192;  // A k-block mc x kc floats = 192 KiB: stays in L2 across panels
+    static constexpr int chunk_panels = 16;  // output rows of a chunk: mc x 512 floats = 384 KiB
     using tile_fn = void (*)(int, const float*, const float*, float*, std::int64_t, bool, __mmask16, __mmask16,
                              const tile_prefetch&);
 
