@@ -142,13 +142,15 @@ public:
     using scalar = T;
 
     // Reads DIR/config.json, DIR/preprocessor_config.json (optional) and the
-    // weights (see detail::read_checkpoint).
-    static basic_model load(const std::string& dir) {
+    // weights (see detail::read_checkpoint). `compute` chooses the encoder's
+    // Linear layers' precision (float models only); an int8 checkpoint made by
+    // vit-convert runs in int8 whatever is asked.
+    static basic_model load(const std::string& dir, precision compute = precision::f32) {
         basic_model m;
         m.config_ = load_config(dir + "/config.json");
         m.preprocess_ = load_preprocess_config(dir);
         const detail::tensor_store store = detail::read_checkpoint(dir);
-        m.load_weights(detail::weight_source(store, dir));
+        m.load_weights(detail::weight_source(store, dir), compute);
         return m;
     }
 
@@ -272,14 +274,18 @@ private:
         detail::linear<T> fc2;                      // output.dense [H, I]
     };
 
-    void load_weights(const detail::weight_source& w) {
+    void load_weights(const detail::weight_source& w, precision compute) {
         using detail::index_t;
+        using spec = typename detail::linear<T>::spec;
         const vit::config& c = config_;
         const index_t H = c.hidden_size, I = c.intermediate_size, P = c.patch_size, C = c.num_channels;
         const index_t positions = index_t(c.num_patches()) + 1;
         cls_token_ = w.read<T>("embeddings.cls_token", {1, 1, H});
         pos_embed_ = w.read<T>("embeddings.position_embeddings", {1, positions, H});
-        patch_proj_.load(w, "embeddings.patch_embeddings.projection", H, C * P * P, {H, C, P, P});
+        // The patch projection, classifier and pooler are a sliver of the work
+        // and stay in full precision.
+        patch_proj_.load(w, spec{{"embeddings.patch_embeddings.projection"}, H, C * P * P, {H, C, P, P}, true},
+                         precision::f32);
         layers_.resize(std::size_t(c.num_hidden_layers));
         for (int l = 0; l < c.num_hidden_layers; ++l) {
             const std::string p = "encoder.layer." + std::to_string(l) + ".";
@@ -287,26 +293,17 @@ private:
             L.ln_before.load(w, p + "layernorm_before", H, c.layer_norm_eps);
             L.ln_after.load(w, p + "layernorm_after", H, c.layer_norm_eps);
             // One [3H, H] product instead of three [H, H]: a third of the passes over the activations.
-            std::vector<T> qkv_w;
-            std::vector<T> qkv_b;
-            for (const char* part : {"query", "key", "value"}) {
-                const std::string n = p + "attention.attention." + part;
-                const std::vector<T> wt = w.read<T>(n + ".weight", {H, H});
-                qkv_w.insert(qkv_w.end(), wt.begin(), wt.end());
-                const std::vector<T> bs = c.qkv_bias ? w.read<T>(n + ".bias", {H}) : std::vector<T>(std::size_t(H), T(0));
-                qkv_b.insert(qkv_b.end(), bs.begin(), bs.end());
-            }
-            L.qkv.w = detail::packed_linear<T>(qkv_w.data(), 3 * H, H);
-            L.qkv.bias = std::move(qkv_b);
-            L.o_proj.load(w, p + "attention.output.dense", H, H);
-            L.fc1.load(w, p + "intermediate.dense", I, H);
-            L.fc2.load(w, p + "output.dense", H, I);
+            const std::string a = p + "attention.attention.";
+            L.qkv.load(w, spec{{a + "query", a + "key", a + "value"}, H, H, {}, c.qkv_bias}, compute);
+            L.o_proj.load(w, spec{{p + "attention.output.dense"}, H, H, {}, true}, compute);
+            L.fc1.load(w, spec{{p + "intermediate.dense"}, I, H, {}, true}, compute);
+            L.fc2.load(w, spec{{p + "output.dense"}, H, I, {}, true}, compute);
         }
         final_ln_.load(w, "layernorm", H, c.layer_norm_eps);
         if (c.arch == architecture::image_classification) {
-            classifier_.load(w, "classifier", c.num_labels(), H);
+            classifier_.load(w, spec{{"classifier"}, c.num_labels(), H, {}, true}, precision::f32);
         } else if (w.has("pooler.dense.weight")) {
-            pooler_.load(w, "pooler.dense", H, H);
+            pooler_.load(w, spec{{"pooler.dense"}, H, H, {}, true}, precision::f32);
             has_pooler_ = true;
         }
     }
@@ -360,6 +357,6 @@ private:
 
 using model = basic_model<float>;
 
-inline model load_model(const std::string& dir) { return model::load(dir); }
+inline model load_model(const std::string& dir, precision compute = precision::f32) { return model::load(dir, compute); }
 
 }  // namespace vit

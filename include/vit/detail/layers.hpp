@@ -14,8 +14,18 @@
 #include "../config.hpp"
 #include "../error.hpp"
 #include "gemm.hpp"
+#include "gemm_bf16.hpp"
+#include "gemm_int8.hpp"
 #include "tensor_store.hpp"
 #include "thread_pool.hpp"
+
+namespace vit {
+
+// How the Linear layers compute: float32, bfloat16 weights (fp32
+// accumulation), or int8 weights with per-row quantized activations.
+enum class precision { f32, bf16, int8 };
+
+}  // namespace vit
 
 namespace vit::detail {
 
@@ -55,18 +65,32 @@ public:
     }
 
     bool has(const std::string& canonical) const { return store_.contains(file_name(canonical)); }
+    const std::string& where() const { return where_; }
+
+    // The tensor's dtype; f32 for a missing tensor (read() then names it).
+    dtype dtype_of(const std::string& canonical) const {
+        const tensor_store::entry* e = store_.find(file_name(canonical));
+        return e ? e->tensor.type : dtype::f32;
+    }
+
+    // An I8 tensor's values, after checking presence and shape.
+    std::vector<std::int8_t> read_int8(const std::string& canonical, const std::vector<index_t>& shape) const {
+        const tensor_ref& t = checked(canonical, shape);
+        if (t.type != dtype::i8)
+            throw error(find_or_throw(canonical).file + ": tensor '" + file_name(canonical) + "': dtype " +
+                        dtype_name(t.type) + ", expected I8");
+        std::vector<std::int8_t> out(t.nbytes);
+        std::memcpy(out.data(), t.data, t.nbytes);
+        return out;
+    }
 
     // The tensor's values as T, after checking presence, dtype and shape.
     template <class T>
     std::vector<T> read(const std::string& canonical, const std::vector<index_t>& shape) const {
-        const std::string name = file_name(canonical);
-        const tensor_store::entry* e = store_.find(name);
-        if (!e) throw error(where_ + ": tensor '" + name + "' is missing");
-        const tensor_ref& t = e->tensor;
-        const std::string at = e->file + ": tensor '" + name + "': ";
+        const tensor_ref& t = checked(canonical, shape);
         if (t.type != dtype::f32 && t.type != dtype::f16 && t.type != dtype::bf16 && t.type != dtype::f64)
-            throw error(at + "dtype " + dtype_name(t.type) + ", expected F32, F16, BF16 or F64");
-        if (t.shape != shape) throw error(at + "shape " + shape_string(t.shape) + ", expected " + shape_string(shape));
+            throw error(find_or_throw(canonical).file + ": tensor '" + file_name(canonical) + "': dtype " +
+                        dtype_name(t.type) + ", expected F32, F16, BF16 or F64");
         std::vector<T> out(static_cast<std::size_t>(t.numel()));
         if (t.type == dtype::f32 && std::is_same<T, float>::value) {
             std::memcpy(out.data(), t.data, t.nbytes);
@@ -77,6 +101,19 @@ public:
     }
 
 private:
+    const tensor_store::entry& find_or_throw(const std::string& canonical) const {
+        const tensor_store::entry* e = store_.find(file_name(canonical));
+        if (!e) throw error(where_ + ": tensor '" + file_name(canonical) + "' is missing");
+        return *e;
+    }
+    const tensor_ref& checked(const std::string& canonical, const std::vector<index_t>& shape) const {
+        const tensor_store::entry& e = find_or_throw(canonical);
+        if (e.tensor.shape != shape)
+            throw error(e.file + ": tensor '" + file_name(canonical) + "': shape " + shape_string(e.tensor.shape) +
+                        ", expected " + shape_string(shape));
+        return e.tensor;
+    }
+
     const tensor_store& store_;
     std::string where_;
     std::string prefix_;
@@ -117,21 +154,81 @@ struct layer_norm {
     }
 };
 
-// nn.Linear: a weight [out, in] and a bias [out] (zeros when the checkpoint has none).
+// nn.Linear, or several stacked into one (query|key|value): a weight
+// [out, in] and a bias [out] (zeros when the checkpoint has none), computed in
+// the chosen precision. An int8 checkpoint (tensor `NAME.weight` of dtype I8 with
+// per-output-channel scales `NAME.weight_scale` [out], as vit-convert writes)
+// runs the int8 kernel; for double it is dequantized.
 template <class T>
 struct linear {
-    packed_linear<T> w;
+    precision mode = precision::f32;
+    packed_linear<T> w;           // mode f32 (and every mode for double)
+    packed_linear_bf16 w_bf16;    // mode bf16
+    packed_linear_int8 w_int8;    // mode int8
     std::vector<T> bias;
 
-    // `shape` is the weight's shape in the file when it is not [out, in] (a
-    // convolution's [out, C, P, P] is the same matrix, flattened).
-    void load(const weight_source& src, const std::string& name, index_t out, index_t in,
-              std::vector<index_t> shape = {}) {
-        if (shape.empty()) shape = {out, in};
-        const std::vector<T> weight = src.read<T>(name + ".weight", shape);
-        w = packed_linear<T>(weight.data(), out, in);
-        bias = src.read<T>(name + ".bias", {out});
+    struct spec {
+        std::vector<std::string> names;   // one per stacked part
+        index_t out = 0, in = 0;          // of each part
+        std::vector<index_t> file_shape;  // when the file's shape is not [out, in] (a conv's [out, C, P, P])
+        bool has_bias = true;
+    };
+
+    void load(const weight_source& src, const spec& s, precision want) {
+        const index_t parts = index_t(s.names.size()), rows = parts * s.out;
+        const std::vector<index_t> shape = s.file_shape.empty() ? std::vector<index_t>{s.out, s.in} : s.file_shape;
+        bias.clear();
+        for (const auto& n : s.names) {
+            const std::vector<T> b = s.has_bias ? src.read<T>(n + ".bias", {s.out}) : std::vector<T>(std::size_t(s.out), T(0));
+            bias.insert(bias.end(), b.begin(), b.end());
+        }
+        std::size_t int8_parts = 0;
+        for (const auto& n : s.names) int8_parts += src.dtype_of(n + ".weight") == dtype::i8;
+        if (int8_parts != 0 && int8_parts != s.names.size())
+            throw error(src.where() + ": tensor '" + src.file_name(s.names[0] + ".weight") +
+                        "': int8 and float weights mixed in one layer");
+        if (int8_parts) {
+            std::vector<std::int8_t> w8;
+            std::vector<float> scales;
+            for (const auto& n : s.names) {
+                const auto q = src.read_int8(n + ".weight", shape);
+                w8.insert(w8.end(), q.begin(), q.end());
+                const auto sc = src.read<float>(n + ".weight_scale", {s.out});
+                scales.insert(scales.end(), sc.begin(), sc.end());
+            }
+            if constexpr (std::is_same<T, float>::value) {
+                mode = precision::int8;
+                w_int8 = packed_linear_int8(w8.data(), scales.data(), rows, s.in);
+            } else {
+                std::vector<T> deq(w8.size());
+                for (std::size_t i = 0; i < deq.size(); ++i) deq[i] = T(w8[i]) * T(scales[i / std::size_t(s.in)]);
+                mode = precision::f32;
+                w = packed_linear<T>(deq.data(), rows, s.in);
+            }
+            return;
+        }
+        std::vector<T> weight;
+        for (const auto& n : s.names) {
+            const std::vector<T> part = src.read<T>(n + ".weight", shape);
+            weight.insert(weight.end(), part.begin(), part.end());
+        }
+        mode = std::is_same<T, float>::value ? want : precision::f32;
+        if constexpr (std::is_same<T, float>::value) {
+            if (mode == precision::bf16) {
+                w_bf16 = packed_linear_bf16(weight.data(), rows, s.in);
+                return;
+            }
+            if (mode == precision::int8) {  // quantized at load, as vit-convert would
+                std::vector<std::int8_t> w8;
+                std::vector<float> scales;
+                packed_linear_int8::quantize(weight.data(), rows, s.in, w8, scales);
+                w_int8 = packed_linear_int8(w8.data(), scales.data(), rows, s.in);
+                return;
+            }
+        }
+        w = packed_linear<T>(weight.data(), rows, s.in);
     }
+
     // y[m, out] = act(x[m, in] * W^T + b) (+ residual, which may be y itself)
     void run(const T* x, index_t m, index_t ldx, T* y, index_t ldy, thread_pool& pool,
              activation act = activation::none, const T* residual = nullptr, index_t ld_residual = 0) const {
@@ -140,6 +237,10 @@ struct linear {
         ep.act = act;
         ep.residual = residual;
         ep.ld_residual = ld_residual;
+        if constexpr (std::is_same<T, float>::value) {
+            if (mode == precision::bf16) return w_bf16.run(x, m, ldx, y, ldy, ep, pool);
+            if (mode == precision::int8) return w_int8.run(x, m, ldx, y, ldy, ep, pool);
+        }
         w.run(x, m, ldx, y, ldy, ep, pool);
     }
 };

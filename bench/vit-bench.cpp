@@ -1,0 +1,149 @@
+// vit-bench: seconds per image of a checkpoint's forward pass, load time and
+// peak memory, for comparison with ONNX Runtime and PyTorch on the same machine.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <vit/vit.hpp>
+
+namespace {
+
+const char* usage = R"(usage: vit-bench --model DIR [options]
+
+Times the forward pass of a checkpoint on random pixel values: median seconds
+per image over --reps timed calls after --warmup calls, the time to load the
+model, and the process's peak resident memory.
+
+  --model DIR        checkpoint folder (e.g. one written by vit-make-formula)
+  --batch B          images per forward call (default 1)
+  --threads N        threads (default 2)
+  --dtype D          f32 (default), bf16 or int8 (int8 quantizes a float
+                     checkpoint at load; an int8 checkpoint is int8 anyway)
+  --reps R           timed calls (default 10)
+  --warmup W         untimed calls first (default 2)
+  --json             one JSON object: median_s_per_image, min/max, load_s,
+                     ready_s, peak_rss_mb, ...
+)";
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+// Seconds since this process started, from the kernel's accounting.
+double seconds_since_process_start() {
+    std::ifstream stat("/proc/self/stat"), up("/proc/uptime");
+    std::string s;
+    std::getline(stat, s);
+    const auto close = s.rfind(')');
+    if (close == std::string::npos) return -1;
+    std::istringstream fields(s.substr(close + 2));
+    std::string f;
+    unsigned long long start_ticks = 0;
+    for (int i = 3; i <= 22 && fields >> f; ++i)
+        if (i == 22) start_ticks = std::stoull(f);
+    double uptime = 0;
+    up >> uptime;
+    return uptime - double(start_ticks) / double(sysconf(_SC_CLK_TCK));
+}
+
+double peak_rss_mb() {
+    struct rusage ru {};
+    getrusage(RUSAGE_SELF, &ru);
+    return double(ru.ru_maxrss) / 1024.0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string dir, dtype = "f32";
+    int batch = 1, threads = 2, reps = 10, warmup = 2;
+    bool json = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto next = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                std::cerr << "vit-bench: " << a << " needs a value\n";
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        try {
+            if (a == "--model") dir = next();
+            else if (a == "--batch") batch = std::stoi(next());
+            else if (a == "--threads") threads = std::stoi(next());
+            else if (a == "--dtype") dtype = next();
+            else if (a == "--reps") reps = std::stoi(next());
+            else if (a == "--warmup") warmup = std::stoi(next());
+            else if (a == "--json") json = true;
+            else if (a == "--help" || a == "-h") {
+                std::cout << usage;
+                return 0;
+            } else {
+                std::cerr << "vit-bench: unknown option '" << a << "'\n" << usage;
+                return 2;
+            }
+        } catch (const std::exception&) {
+            std::cerr << "vit-bench: " << a << " takes a number\n";
+            return 2;
+        }
+    }
+    if (dir.empty() || batch < 1 || threads < 1 || reps < 1 || warmup < 0 ||
+        (dtype != "f32" && dtype != "bf16" && dtype != "int8")) {
+        std::cerr << usage;
+        return 2;
+    }
+    const vit::precision prec = dtype == "bf16" ? vit::precision::bf16 : dtype == "int8" ? vit::precision::int8 : vit::precision::f32;
+    try {
+        const double t0 = now();
+        const vit::model m = vit::load_model(dir, prec);
+        const double load_s = now() - t0;
+        const double ready_s = seconds_since_process_start();
+        const vit::config& c = m.config();
+
+        vit::pixel_values<float> px(batch, c.num_channels, c.image_height, c.image_width);
+        std::mt19937 rng(1);
+        std::uniform_real_distribution<float> u(-1.f, 1.f);
+        for (auto& v : px.data) v = u(rng);
+        vit::workspace<float> ws(threads);
+        for (int i = 0; i < warmup; ++i) m.forward(px, {}, &ws);
+        std::vector<double> per_image;
+        for (int i = 0; i < reps; ++i) {
+            const double s = now();
+            const auto out = m.forward(px, {}, &ws);
+            per_image.push_back((now() - s) / batch);
+        }
+        std::sort(per_image.begin(), per_image.end());
+        const double median = per_image.size() % 2 ? per_image[per_image.size() / 2]
+                                                   : 0.5 * (per_image[per_image.size() / 2 - 1] + per_image[per_image.size() / 2]);
+        nlohmann::json j = {{"model", dir},
+                            {"dtype", dtype},
+                            {"batch", batch},
+                            {"threads", threads},
+                            {"reps", reps},
+                            {"median_s_per_image", median},
+                            {"min_s_per_image", per_image.front()},
+                            {"max_s_per_image", per_image.back()},
+                            {"load_s", load_s},
+                            {"ready_s", ready_s},
+                            {"peak_rss_mb", peak_rss_mb()}};
+        if (json) {
+            std::cout << j.dump() << "\n";
+        } else {
+            std::printf("%s, %s, batch %d, %d threads: median %.4f s/image (min %.4f, max %.4f, %d runs), %.2f images/s\n",
+                        dir.c_str(), dtype.c_str(), batch, threads, median, per_image.front(), per_image.back(), reps,
+                        1.0 / median);
+            std::printf("load %.3f s (process start to loaded model %.3f s), peak RSS %.0f MB\n", load_s, ready_s, peak_rss_mb());
+        }
+    } catch (const vit::error& e) {
+        std::cerr << "vit-bench: " << e.what() << "\n";
+        return 1;
+    }
+}
