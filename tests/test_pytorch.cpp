@@ -421,6 +421,22 @@ TEST_CASE("pytorch: hostile pickles", "[pytorch]") {
     SECTION("stack overflow") {
         refuse("\x80\x02" + std::string((std::size_t(1) << 20) + 10, 'N') + ".", "the stack grows past 1048576 values");
     }
+    SECTION("memo, object and container growth are capped") {
+        pickle_limits lim;
+        lim.max_memo = 100;
+        lim.max_objects = 1000;
+        lim.max_items = 1000;
+        auto run = [&](const std::string& p) {
+            unpickler u(reinterpret_cast<const unsigned char*>(p.data()), p.size(), "x.pkl", lim);
+            u.load();
+        };
+        CHECK_THROWS_WITH(run("\x80\x04N" + std::string(200, '\x94') + "."), Contains("x.pkl: the memo grows past 100"));
+        std::string dup_append = "\x80\x02]";
+        for (int i = 0; i < 1200; ++i) dup_append += "2a";
+        CHECK_THROWS_WITH(run(dup_append + "."), Contains("containers hold more than 1000 items"));
+        CHECK_THROWS_WITH(run("\x80\x02" + std::string(2000, 'N') + "."), Contains("more than 1000 objects"));
+        CHECK_NOTHROW(run("\x80\x04N" + std::string(100, '\x94') + std::string(50, 'N') + "."));
+    }
     SECTION("a million nested lists load without recursion") {
         tspec t;
         t.numel = 6;
@@ -465,10 +481,10 @@ TEST_CASE("pytorch: hostile pickles", "[pytorch]") {
         refuse("\x80\x02.", "STOP with nothing on the stack");
         refuse("\x80\x02" "0.", "no MARK to pop");
         refuse("\x80\x02Na.", "stack underflow");
-        refuse("\x80\x02NNa.", "APPEND on a None, expected a list");
-        refuse("\x80\x02K\x01)R.", "call of a int, which is not callable");
+        refuse("\x80\x02NNa.", "APPEND on None, expected a list");
+        refuse("\x80\x02K\x01)R.", "call of an int, which is not callable");
         refuse("\x80\x02}(Nu.", "SETITEMS with an odd number of items");
-        refuse("\x80\x02" "ccollections\nOrderedDict\nK\x01R.", "REDUCE arguments are a int, expected a tuple");
+        refuse("\x80\x02" "ccollections\nOrderedDict\nK\x01R.", "REDUCE arguments are an int, expected a tuple");
         refuse("\x80\x02" "ccollections\nOrderedDict\nK\x01\x85R.", "collections.OrderedDict called with 1 arguments");
         refuse("\x80\x02I12x\n.", "'12x' is not an integer");
         refuse("\x80\x02" "ccollections\n", "text argument without a terminating newline");
@@ -493,7 +509,7 @@ TEST_CASE("pytorch: hostile pickles", "[pytorch]") {
                "storage type is not a torch storage class");
         refuse(pk().proto(2).global("torch._utils", "_rebuild_parameter").mark().integer(1).op(0x88).op('N').tuple()
                    .reduce().stop().b,
-               "_rebuild_parameter: argument 1 is a int, expected a tensor");
+               "_rebuild_parameter: argument 1 is an int, expected a tensor");
     }
     SECTION("a pickle that is not a dict, or holds no tensors") {
         CHECK_THROWS_WITH(load(make_checkpoint(std::string("\x80\x02]q\x00.", 6), storage)),

@@ -34,6 +34,8 @@ struct pickle_limits {
     std::size_t max_stack = std::size_t(1) << 20;  // torch batches SETITEMS by 1000 pairs
     std::size_t max_marks = 256;                   // a state dict nests 3 deep
     std::size_t max_objects = std::size_t(1) << 22;
+    std::size_t max_memo = std::size_t(1) << 22;   // MEMOIZE adds an entry per byte
+    std::size_t max_items = std::size_t(1) << 24;  // container slots: DUP+APPEND adds one per 2 bytes
     std::size_t max_rank = 32;
 };
 
@@ -49,14 +51,17 @@ enum class pcallable : std::uint8_t {
     ordered_dict, rebuild_tensor, rebuild_tensor_v2, rebuild_parameter, rebuild_parameter_with_state, storage_type
 };
 
+// Kept small (a hostile pickle makes one per byte): text and container
+// contents live in side tables of the unpickler, reached through `i`.
 struct pobject {
     pkind kind = pkind::none;
     pcallable fn = pcallable::ordered_dict;  // callable
     dtype type = dtype::f32;                 // callable storage_type
-    std::int64_t i = 0;                      // boolean, integer; storage and tensor: index of the description
-    double f = 0;                            // floating
-    std::string s;                           // string, bytes; callable: "module.name"
-    std::vector<std::uint32_t> items;        // tuple, list, set; dict: key, value, key, value, ...
+    // boolean, integer: the value; string, bytes, callable ("module.name"):
+    // index of its text; tuple, list, set, dict: index of its items (a dict's
+    // are key, value, key, value, ...); storage, tensor: index of the description
+    std::int64_t i = 0;
+    double f = 0;  // floating
 };
 
 // ('storage', <dtype>Storage, key, location, numel) from a persistent id
@@ -70,7 +75,7 @@ struct pstorage {
 // A view of a storage, as torch._utils._rebuild_tensor_v2 describes it.
 struct ptensor {
     std::size_t storage = 0;  // index into unpickler::storages()
-    std::int64_t offset = 0;    // in elements
+    std::int64_t offset = 0;  // in elements
     std::vector<std::int64_t> shape;
     std::vector<std::int64_t> stride;  // in elements
 };
@@ -101,16 +106,19 @@ public:
     }
 
     const pobject& at(ref r) const { return objects_[r]; }
+    // of a string, bytes or callable
+    const std::string& text(ref r) const { return texts_[static_cast<std::size_t>(objects_[r].i)]; }
+    // of a tuple, list, set or dict
+    const std::vector<ref>& items(ref r) const { return seqs_[static_cast<std::size_t>(objects_[r].i)]; }
     const pstorage& storage_of(ref r) const { return storages_[static_cast<std::size_t>(objects_[r].i)]; }
     const ptensor& tensor_of(ref r) const { return tensors_[static_cast<std::size_t>(objects_[r].i)]; }
     const std::vector<pstorage>& storages() const { return storages_; }
 
     // The value of the last `key` (a str) in a dict, as Python keeps it.
     bool dict_get(ref dict, const std::string& key, ref& out) const {
-        const auto& it = objects_[dict].items;
+        const auto& it = items(dict);
         for (std::size_t k = it.size(); k >= 2; k -= 2) {
-            const pobject& kobj = objects_[it[k - 2]];
-            if (kobj.kind == pkind::string && kobj.s == key) {
+            if (objects_[it[k - 2]].kind == pkind::string && text(it[k - 2]) == key) {
                 out = it[k - 1];
                 return true;
             }
@@ -118,22 +126,23 @@ public:
         return false;
     }
 
+    // "an int", "a tensor": for messages.
     static const char* kind_name(pkind k) {
         switch (k) {
             case pkind::none: return "None";
-            case pkind::boolean: return "bool";
-            case pkind::integer: return "int";
-            case pkind::floating: return "float";
-            case pkind::string: return "str";
-            case pkind::bytes: return "bytes";
-            case pkind::tuple: return "tuple";
-            case pkind::list: return "list";
-            case pkind::dict: return "dict";
-            case pkind::set: return "set";
-            case pkind::other: return "large int";
-            case pkind::callable: return "global";
-            case pkind::storage: return "storage";
-            case pkind::tensor: return "tensor";
+            case pkind::boolean: return "a bool";
+            case pkind::integer: return "an int";
+            case pkind::floating: return "a float";
+            case pkind::string: return "a str";
+            case pkind::bytes: return "a bytes object";
+            case pkind::tuple: return "a tuple";
+            case pkind::list: return "a list";
+            case pkind::dict: return "a dict";
+            case pkind::set: return "a set";
+            case pkind::other: return "an int beyond 64 bits";
+            case pkind::callable: return "a global";
+            case pkind::storage: return "a storage";
+            case pkind::tensor: return "a tensor";
         }
         return "?";
     }
@@ -183,11 +192,16 @@ private:
         objects_.push_back(std::move(o));
         return static_cast<ref>(objects_.size() - 1);
     }
+    static bool is_container(pkind k) {
+        return k == pkind::tuple || k == pkind::list || k == pkind::set || k == pkind::dict;
+    }
     ref make(pkind k) {
+        if (is_container(k)) return make_seq(k, {});
         pobject o;
         o.kind = k;
         return make(std::move(o));
     }
+    std::vector<ref>& seq(ref r) { return seqs_[static_cast<std::size_t>(objects_[r].i)]; }
     void push(ref r) {
         if (stack_.size() >= limits_.max_stack)
             throw fail("the stack grows past " + std::to_string(limits_.max_stack) + " values");
@@ -211,14 +225,21 @@ private:
         marks_.pop_back();
         return items;
     }
-    pobject& top_of_kind(pkind k, const char* op) {
+    // The items of the container on top of the stack, which must be a `k`.
+    std::vector<ref>& top_items(pkind k, const char* op) {
         const ref r = top();
         if (objects_[r].kind != k)
-            throw fail(std::string(op) + " on a " + kind_name(objects_[r].kind) + ", expected a " + kind_name(k));
-        return objects_[r];
+            throw fail(std::string(op) + " on " + kind_name(objects_[r].kind) + ", expected " + kind_name(k));
+        return seq(r);
     }
-    void add_items(pobject& target, std::vector<ref>& items) {
-        target.items.insert(target.items.end(), items.begin(), items.end());
+    void count_items(std::size_t n) {
+        if (n > limits_.max_items - items_)
+            throw fail("containers hold more than " + std::to_string(limits_.max_items) + " items");
+        items_ += n;
+    }
+    void add_items(std::vector<ref>& target, const std::vector<ref>& more) {
+        count_items(more.size());
+        target.insert(target.end(), more.begin(), more.end());
     }
 
     ref make_int(std::int64_t v) {
@@ -236,14 +257,19 @@ private:
     ref make_text(pkind k, std::string s) {
         pobject o;
         o.kind = k;
-        o.s = std::move(s);
-        return make(std::move(o));
+        o.i = static_cast<std::int64_t>(texts_.size());
+        const ref r = make(std::move(o));
+        texts_.push_back(std::move(s));
+        return r;
     }
     ref make_seq(pkind k, std::vector<ref> items) {
+        count_items(items.size());
         pobject o;
         o.kind = k;
-        o.items = std::move(items);
-        return make(std::move(o));
+        o.i = static_cast<std::int64_t>(seqs_.size());
+        const ref r = make(std::move(o));
+        seqs_.push_back(std::move(items));
+        return r;
     }
 
     // Two's complement little-endian, as LONG1/LONG4 carry it.
@@ -401,12 +427,10 @@ private:
         };
         for (const auto& a : allowed) {
             if (module == a.module && name == a.name) {
-                pobject o;
-                o.kind = pkind::callable;
-                o.fn = a.fn;
-                o.type = a.type;
-                o.s = module + "." + name;
-                return make(std::move(o));
+                const ref r = make_text(pkind::callable, module + "." + name);
+                objects_[r].fn = a.fn;
+                objects_[r].type = a.type;
+                return r;
             }
         }
         throw fail("global '" + escape_for_message(module) + "." + escape_for_message(name) +
@@ -416,18 +440,19 @@ private:
     std::int64_t int_arg(ref r, const std::string& fn, const char* what) const {
         const pobject& o = objects_[r];
         if (o.kind != pkind::integer)
-            throw fail(fn + ": " + what + " is a " + kind_name(o.kind) + ", expected an int");
+            throw fail(fn + ": " + what + " is " + kind_name(o.kind) + ", expected an int");
         return o.i;
     }
     std::vector<std::int64_t> ints_arg(ref r, const std::string& fn, const char* what) const {
-        const pobject& o = objects_[r];
-        if (o.kind != pkind::tuple && o.kind != pkind::list)
-            throw fail(fn + ": " + what + " is a " + kind_name(o.kind) + ", expected a tuple of ints");
-        if (o.items.size() > limits_.max_rank)
-            throw fail(fn + ": " + what + " has " + std::to_string(o.items.size()) + " dimensions, more than " +
+        const pkind k = objects_[r].kind;
+        if (k != pkind::tuple && k != pkind::list)
+            throw fail(fn + ": " + what + " is " + kind_name(k) + ", expected a tuple of ints");
+        const auto& dims = items(r);
+        if (dims.size() > limits_.max_rank)
+            throw fail(fn + ": " + what + " has " + std::to_string(dims.size()) + " dimensions, more than " +
                        std::to_string(limits_.max_rank));
         std::vector<std::int64_t> v;
-        for (ref x : o.items) {
+        for (ref x : dims) {
             const std::int64_t d = int_arg(x, fn, what);
             if (d < 0) throw fail(fn + ": " + what + " has a negative entry " + std::to_string(d));
             v.push_back(d);
@@ -439,9 +464,9 @@ private:
     // `args` is taken by value: make() may move the arena it came from.
     ref call(ref callee, const std::vector<ref> args) {
         if (objects_[callee].kind != pkind::callable)
-            throw fail("call of a " + std::string(kind_name(objects_[callee].kind)) + ", which is not callable");
+            throw fail("call of " + std::string(kind_name(objects_[callee].kind)) + ", which is not callable");
         const pcallable which = objects_[callee].fn;
-        const std::string fn = objects_[callee].s;
+        const std::string fn = text(callee);
         auto arity = [&](std::size_t lo, std::size_t hi) {
             if (args.size() < lo || args.size() > hi)
                 throw fail(fn + " called with " + std::to_string(args.size()) + " arguments");
@@ -456,7 +481,7 @@ private:
             case pcallable::rebuild_tensor_v2: {
                 if (which == pcallable::rebuild_tensor) arity(4, 4); else arity(6, 7);
                 if (objects_[args[0]].kind != pkind::storage)
-                    throw fail(fn + ": argument 1 is a " + kind_name(objects_[args[0]].kind) + ", expected a storage");
+                    throw fail(fn + ": argument 1 is " + kind_name(objects_[args[0]].kind) + ", expected a storage");
                 ptensor t;
                 t.storage = static_cast<std::size_t>(objects_[args[0]].i);
                 t.offset = int_arg(args[1], fn, "storage offset");
@@ -477,7 +502,7 @@ private:
             case pcallable::rebuild_parameter_with_state:
                 if (which == pcallable::rebuild_parameter) arity(3, 3); else arity(4, 4);
                 if (objects_[args[0]].kind != pkind::tensor)
-                    throw fail(fn + ": argument 1 is a " + kind_name(objects_[args[0]].kind) + ", expected a tensor");
+                    throw fail(fn + ": argument 1 is " + kind_name(objects_[args[0]].kind) + ", expected a tensor");
                 return args[0];  // an nn.Parameter is its tensor
             case pcallable::storage_type:
                 throw fail(fn + " cannot be called in a checkpoint");
@@ -487,22 +512,22 @@ private:
 
     ref tuple_arg(ref r, const char* op) const {
         if (objects_[r].kind != pkind::tuple)
-            throw fail(std::string(op) + " arguments are a " + kind_name(objects_[r].kind) + ", expected a tuple");
+            throw fail(std::string(op) + " arguments are " + kind_name(objects_[r].kind) + ", expected a tuple");
         return r;
     }
 
     // torch.save's persistent id for a storage:
     // ('storage', torch.<T>Storage, key, location, numel)
     ref persistent_load(ref pid) {
-        const pobject& p = objects_[pid];
         const char* shape = "persistent id is not a ('storage', storage type, key, location, numel) tuple";
-        if (p.kind != pkind::tuple || p.items.size() != 5) throw fail(shape);
-        const pobject& tag = objects_[p.items[0]];
-        const pobject& type = objects_[p.items[1]];
-        const pobject& key = objects_[p.items[2]];
-        const pobject& loc = objects_[p.items[3]];
-        const pobject& numel = objects_[p.items[4]];
-        if ((tag.kind != pkind::string && tag.kind != pkind::bytes) || tag.s != "storage")
+        if (objects_[pid].kind != pkind::tuple || items(pid).size() != 5) throw fail(shape);
+        const std::vector<ref> p = items(pid);
+        const pobject& tag = objects_[p[0]];
+        const pobject& type = objects_[p[1]];
+        const pobject& key = objects_[p[2]];
+        const pobject& loc = objects_[p[3]];
+        const pobject& numel = objects_[p[4]];
+        if ((tag.kind != pkind::string && tag.kind != pkind::bytes) || text(p[0]) != "storage")
             throw fail("persistent id of unknown type (only 'storage' is supported)");
         if (type.kind != pkind::callable || type.fn != pcallable::storage_type)
             throw fail("persistent id: storage type is not a torch storage class");
@@ -511,8 +536,8 @@ private:
         if (numel.kind != pkind::integer || numel.i < 0) throw fail(shape);
         pstorage s;
         s.type = type.type;
-        s.key = key.s;
-        s.location = loc.s;
+        s.key = text(p[2]);
+        s.location = text(p[3]);
         s.numel = numel.i;
         storages_.push_back(std::move(s));
         pobject o;
@@ -523,7 +548,9 @@ private:
 
     void memo_put(std::uint64_t index) {
         const ref r = top();
-        memo_[index] = r;  // bounded: one entry per PUT opcode at most
+        if (memo_.size() >= limits_.max_memo && memo_.count(index) == 0)
+            throw fail("the memo grows past " + std::to_string(limits_.max_memo) + " entries");
+        memo_[index] = r;
     }
     void memo_get(std::uint64_t index) {
         auto it = memo_.find(index);
@@ -645,31 +672,34 @@ private:
             }
             case 'a': {
                 const ref v = pop();
-                top_of_kind(pkind::list, "APPEND").items.push_back(v);
+                auto& l = top_items(pkind::list, "APPEND");
+                count_items(1);
+                l.push_back(v);
                 return;
             }
             case 'e': {
                 auto items = pop_mark();
-                add_items(top_of_kind(pkind::list, "APPENDS"), items);
+                add_items(top_items(pkind::list, "APPENDS"), items);
                 return;
             }
             case 's': {
                 const ref v = pop();
                 const ref k = pop();
-                pobject& d = top_of_kind(pkind::dict, "SETITEM");
-                d.items.push_back(k);
-                d.items.push_back(v);
+                auto& d = top_items(pkind::dict, "SETITEM");
+                count_items(2);
+                d.push_back(k);
+                d.push_back(v);
                 return;
             }
             case 'u': {
                 auto items = pop_mark();
                 if (items.size() % 2) throw fail("SETITEMS with an odd number of items");
-                add_items(top_of_kind(pkind::dict, "SETITEMS"), items);
+                add_items(top_items(pkind::dict, "SETITEMS"), items);
                 return;
             }
             case 0x90: {  // ADDITEMS
                 auto items = pop_mark();
-                add_items(top_of_kind(pkind::set, "ADDITEMS"), items);
+                add_items(top_items(pkind::set, "ADDITEMS"), items);
                 return;
             }
 
@@ -694,7 +724,7 @@ private:
                 const ref module = pop();
                 if (objects_[name].kind != pkind::string || objects_[module].kind != pkind::string)
                     throw fail("STACK_GLOBAL with a module or name that is not a str");
-                push(resolve_global(objects_[module].s, objects_[name].s));
+                push(resolve_global(text(module), text(name)));
                 return;
             }
             case 'i': {  // INST: a GLOBAL and a call in one
@@ -715,22 +745,22 @@ private:
             case 'R': {
                 const ref args = tuple_arg(pop(), "REDUCE");
                 const ref f = pop();
-                push(call(f, objects_[args].items));
+                push(call(f, items(args)));
                 return;
             }
             case 0x81: {  // NEWOBJ
                 const ref args = tuple_arg(pop(), "NEWOBJ");
                 const ref f = pop();
-                push(call(f, objects_[args].items));
+                push(call(f, items(args)));
                 return;
             }
             case 0x92: {  // NEWOBJ_EX
                 const ref kwargs = pop();
                 const ref args = tuple_arg(pop(), "NEWOBJ_EX");
                 const ref f = pop();
-                if (objects_[kwargs].kind != pkind::dict || !objects_[kwargs].items.empty())
+                if (objects_[kwargs].kind != pkind::dict || !items(kwargs).empty())
                     throw fail("NEWOBJ_EX with keyword arguments");
-                push(call(f, objects_[args].items));
+                push(call(f, items(args)));
                 return;
             }
             case 'b':  // BUILD: state (an OrderedDict's _metadata) is not needed
@@ -777,8 +807,11 @@ private:
     std::vector<std::size_t> marks_;  // stack heights at each MARK
     std::unordered_map<std::uint64_t, ref> memo_;
     std::vector<pobject> objects_;
+    std::vector<std::string> texts_;
+    std::vector<std::vector<ref>> seqs_;
     std::vector<pstorage> storages_;
     std::vector<ptensor> tensors_;
+    std::size_t items_ = 0;  // slots in all containers, against max_items
 };
 
 }  // namespace vit::detail

@@ -184,7 +184,7 @@ inline tensor_store read_pytorch_checkpoint(std::shared_ptr<const void> owner, c
 
     const pobject& top = up.at(root);
     if (top.kind != pkind::dict)
-        throw fail("data.pkl holds a " + std::string(unpickler::kind_name(top.kind)) +
+        throw fail("data.pkl holds " + std::string(unpickler::kind_name(top.kind)) +
                    ", expected a dict of tensors (a state dict)");
     // Training checkpoints wrap the state dict: {"state_dict": {...}, "epoch": ...}.
     unpickler::ref dict = root;
@@ -198,11 +198,9 @@ inline tensor_store read_pytorch_checkpoint(std::shared_ptr<const void> owner, c
 
     // A dict keeps the last value set for a key.
     std::map<std::string, unpickler::ref> named;
-    const auto& items = up.at(dict).items;
-    for (std::size_t k = 0; k + 1 < items.size(); k += 2) {
-        const pobject& key = up.at(items[k]);
-        if (key.kind == pkind::string) named[key.s] = items[k + 1];
-    }
+    const auto& items = up.items(dict);
+    for (std::size_t k = 0; k + 1 < items.size(); k += 2)
+        if (up.at(items[k]).kind == pkind::string) named[up.text(items[k])] = items[k + 1];
 
     tensor_store store;
     std::uint64_t copy_budget = size;
