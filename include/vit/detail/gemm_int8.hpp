@@ -186,13 +186,15 @@ VIT_AVX512_VNNI inline void int8_pack_a(const float* a, std::int64_t lda, std::i
     }
 }
 
-// Output columns [32 p_begin, min(n, 32 p_end)) for all rows; see run_panels
-// (gemm_avx512.hpp) for the blocking. Differences: the row quantization needs
-// whole rows first, and sums of earlier k-blocks stay int32 in scratch (exact).
-VIT_AVX512_VNNI inline void int8_run_panels(const float* a, std::int64_t m, std::int64_t lda, const std::int8_t* wp,
-                                            const float* col_scale, const std::int32_t* col_sum, std::int64_t n,
-                                            std::int64_t k, float* c, std::int64_t ldc, const epilogue<float>& ep,
-                                            std::int64_t p_begin, std::int64_t p_end) {
+// Output columns [32 p_begin, min(n, 32 p_end)) for all rows, from the
+// activations already quantized (qa: [k-block][m][KC], rq: [m]); see
+// run_panels (gemm_avx512.hpp) for the blocking. Sums of earlier k-blocks stay
+// int32 in scratch (exact).
+VIT_AVX512_VNNI inline void int8_run_panels(const std::uint8_t* qa, const row_quant* rq, std::int64_t m,
+                                            const std::int8_t* wp, const float* col_scale,
+                                            const std::int32_t* col_sum, std::int64_t n, std::int64_t k, float* c,
+                                            std::int64_t ldc, const epilogue<float>& ep, std::int64_t p_begin,
+                                            std::int64_t p_end) {
     using P = int8_policy;
     if (p_begin >= p_end) return;
     const std::int64_t col0 = p_begin * 32, col1 = std::min(n, p_end * 32), ncols = col1 - col0;
@@ -212,8 +214,6 @@ VIT_AVX512_VNNI inline void int8_run_panels(const float* a, std::int64_t m, std:
 
     const std::int64_t panels = (n + 31) / 32;
     const std::int64_t mblocks = (m + P::mc - 1) / P::mc;
-    auto* ap = static_cast<std::uint8_t*>(thread_scratch(0, std::size_t(P::mc) * P::kc));
-    auto* rq = static_cast<row_quant*>(thread_scratch(3, sizeof(row_quant) * P::mc));
     std::int32_t* part = k > P::kc ? static_cast<std::int32_t*>(thread_scratch(2, 4 * std::min(m, std::int64_t(P::mc)) *
                                                                                         ncols_pad))
                                    : nullptr;
@@ -222,10 +222,9 @@ VIT_AVX512_VNNI inline void int8_run_panels(const float* a, std::int64_t m, std:
     for (std::int64_t mb = 0; mb < mblocks; ++mb) {
         const std::int64_t r0 = even_split(m, mblocks, mb), rows = even_split(m, mblocks, mb + 1) - r0;
         const std::int64_t tiles = (rows + P::mr - 1) / P::mr;
-        int8_row_quants(a + r0 * lda, lda, rows, k, rq);
         for (std::int64_t k0 = 0; k0 < k; k0 += P::kc) {
             const int kc = static_cast<int>(std::min<std::int64_t>(P::kc, k - k0));
-            int8_pack_a(a + r0 * lda + k0, lda, rows, kc, rq, ap);
+            const std::uint8_t* ap = qa + (k0 / P::kc) * m * P::kc + r0 * P::kc;
             const bool first = k0 == 0, last = k0 + kc >= k;
             for (std::int64_t p = p_begin; p < p_end; ++p) {
                 const std::int64_t j0 = p * 32;
@@ -240,8 +239,8 @@ VIT_AVX512_VNNI inline void int8_run_panels(const float* a, std::int64_t m, std:
                     int8_out out{rs, rz, col_scale + j0, col_sum + j0, ep.bias ? ep.bias + j0 : nullptr, seed_with_c};
                     if (last)
                         for (int i = 0; i < tr; ++i) {
-                            rs[i] = rq[i0 + i].scale;
-                            rz[i] = rq[i0 + i].zero;
+                            rs[i] = rq[r0 + i0 + i].scale;
+                            rz[i] = rq[r0 + i0 + i].zero;
                         }
                     int8_tile_for(static_cast<int>(tr))((kc + 3) / 4, ap + i0 * P::kc, bp, pt, ncols_pad, !first,
                                                         last ? &out : nullptr, ct, ldc, m0, m1);
@@ -318,9 +317,26 @@ public:
         if (m <= 0 || n_ <= 0) return;
 #ifdef VIT_GEMM_X86
         if (kernel_ == gemm_kernel::avx512) {
+            // Quantize the activations once, split over the threads (every
+            // thread then reads all of them), then split the columns.
+            using P = avx512::int8_policy;
+            const std::int64_t kblocks = (k_ + P::kc - 1) / P::kc;
+            auto* qa = static_cast<std::uint8_t*>(thread_scratch(4, std::size_t(kblocks * m * P::kc)));
+            auto* rq = static_cast<row_quant*>(thread_scratch(3, sizeof(row_quant) * m));
+            const std::int64_t parts = std::min<std::int64_t>(pool.size(), m);
+            pool.parallel_for(parts, [&](std::int64_t t) {
+                const std::int64_t r0 = avx512::even_split(m, parts, t), r1 = avx512::even_split(m, parts, t + 1);
+                avx512::int8_row_quants(a + r0 * lda, lda, r1 - r0, k_, rq + r0);
+                for (std::int64_t kb = 0; kb < kblocks; ++kb) {
+                    const std::int64_t k0 = kb * P::kc;
+                    avx512::int8_pack_a(a + r0 * lda + k0, lda, r1 - r0,
+                                        static_cast<int>(std::min<std::int64_t>(P::kc, k_ - k0)), rq + r0,
+                                        qa + kb * m * P::kc + r0 * P::kc);
+                }
+            });
             run_panel_ranges((n_ + 31) / 32, pool, [&](std::int64_t p0, std::int64_t p1) {
-                avx512::int8_run_panels(a, m, lda, packed_.data(), scale_.data(), sum_.data(), n_, k_, c, ldc, ep, p0,
-                                        p1);
+                avx512::int8_run_panels(qa, rq, m, packed_.data(), scale_.data(), sum_.data(), n_, k_, c, ldc, ep,
+                                        p0, p1);
             });
             return;
         }
