@@ -594,12 +594,24 @@ TEST_CASE("pytorch: strided, transposed and shared-storage views", "[pytorch]") 
 
     // The store keeps the archive alive; contiguous views point into it
     // (no copy), strided ones into buffers of their own.
-    std::string archive_copy = bytes;  // `load` copies into its own owner
-    const auto* a = s.find("a");
-    const auto* b = s.find("b");
-    CHECK(b->tensor.data - a->tensor.data == 3 * 4);  // same storage, offsets 2 and 5
-    const auto* c = s.find("c");
-    CHECK((c->tensor.data < a->tensor.data - 8 || c->tensor.data > a->tensor.data + 40));
+    auto owner = std::make_shared<std::string>(bytes);
+    const auto* begin = reinterpret_cast<const unsigned char*>(owner->data());
+    const auto* end = begin + owner->size();
+    const tensor_store mapped = read_pytorch_checkpoint(owner, begin, owner->size(), "views.bin");
+    owner.reset();  // the store holds it now
+    auto inside = [&](const char* name) {
+        const auto* e = mapped.find(name);
+        REQUIRE(e != nullptr);
+        return e->tensor.data >= begin && e->tensor.data + e->tensor.nbytes <= end;
+    };
+    CHECK(inside("a"));
+    CHECK(inside("b"));
+    CHECK(inside("scalar"));
+    CHECK(mapped.find("b")->tensor.data - mapped.find("a")->tensor.data == 3 * 4);  // one storage, offsets 2 and 5
+    CHECK_FALSE(inside("transposed"));
+    CHECK_FALSE(inside("c"));
+    CHECK_FALSE(inside("permuted"));
+    CHECK(values(mapped, "c") == std::vector<float>{11, 15, 12, 16});
 }
 
 TEST_CASE("pytorch: dtypes, parameters and wrapped state dicts", "[pytorch]") {

@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -187,7 +188,7 @@ private:
 
     std::size_t base() const { return marks_.empty() ? 0 : marks_.back(); }
     ref make(pobject o) {
-        if (objects_.size() >= limits_.max_objects)
+        if (objects_.size() >= limits_.max_objects || objects_.size() >= std::numeric_limits<ref>::max())
             throw fail("more than " + std::to_string(limits_.max_objects) + " objects");
         objects_.push_back(std::move(o));
         return static_cast<ref>(objects_.size() - 1);
