@@ -492,6 +492,10 @@ private:
                 if (t.shape.size() != t.stride.size())
                     throw fail(fn + ": size " + shape_string(t.shape) + " and stride " + shape_string(t.stride) +
                                " differ in rank");
+                // Replaying a memoized call makes a rank-32 tensor from 5 bytes
+                // of pickle: its dimensions count as container items, or 18 MB
+                // of pickle would hold 2 GB of shapes.
+                count_items(t.shape.size() + t.stride.size());
                 // requires_grad, backward hooks and metadata do not matter for inference.
                 tensors_.push_back(std::move(t));
                 pobject o;
