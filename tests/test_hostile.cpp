@@ -581,6 +581,25 @@ TEST_CASE("hostile pytorch_model.bin: storages the pickle over-claims", "[hostil
                       Contains("non-contiguous view of 2147483647 elements would copy more than the checkpoint's own size"));
 }
 
+TEST_CASE("hostile pytorch_model.bin: replayed tensor rebuilds count against the item limit", "[hostile][pytorch]") {
+    // _rebuild_tensor_v2 and its arguments (sizes and strides of rank 32)
+    // memoized once, then "get, get, REDUCE, POP" over and over: 6 bytes of
+    // pickle per tensor of 64 dimensions. Without counting them, 18 MB of
+    // pickle held 1.9 GB of shapes.
+    std::string p = "\x80\x02" "ctorch._utils\n_rebuild_tensor_v2\nq\x00"s;
+    p += "((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpuK\x01tQK\x00("s;
+    for (int i = 0; i < 32; ++i) p += "K\x01";
+    p += "t(";
+    for (int i = 0; i < 32; ++i) p += "K\x00"s;
+    p += "t\x89}tq\x01" "00"s;
+    for (int i = 0; i < 2000; ++i) p += "h\x00h\x01R0"s;
+    p += "N.";
+    vit::detail::pickle_limits limits;
+    limits.max_items = 64 * 1000;
+    vit::detail::unpickler up(reinterpret_cast<const unsigned char*>(p.data()), p.size(), "amp.pkl", limits);
+    CHECK_THROWS_WITH(up.load(), Contains("amp.pkl: containers hold more than 64000 items"));
+}
+
 TEST_CASE("hostile pytorch_model.bin: damage seen through load_model", "[hostile][pytorch][checkpoint]") {
     const std::string fixture = slurp(test::data("vit-tiny-random/pytorch_model/pytorch_model.bin"));
     const std::string config = slurp(test::data("vit-tiny-random/pytorch_model/config.json"));
