@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "vit/detail/gemm.hpp"
@@ -327,4 +328,34 @@ TEST_CASE("int8 linear layers stay within the quantization error bound", "[gemm]
     INFO("int8 worst error / bound " << worst << ", VNNI vs scalar path / tolerance " << worst_vs_portable);
     CHECK(worst <= 1);
     CHECK(worst_vs_portable <= 1);
+}
+
+// run() is const and keeps its scratch per thread: two callers with their own
+// pools may share one layer.
+TEST_CASE("linear layers can be run concurrently from several threads", "[gemm]") {
+    const problem p = make_problem(145, 300, 700, 300);
+    const packed_linear<float> f32(p.w.data(), p.n, p.k);
+    const packed_linear_bf16 bf16(p.w.data(), p.n, p.k);
+    std::vector<std::int8_t> w8;
+    std::vector<float> scales;
+    packed_linear_int8::quantize(p.w.data(), p.n, p.k, w8, scales);
+    const packed_linear_int8 int8(w8.data(), scales.data(), p.n, p.k);
+    auto results = [&](thread_pool& pool) {
+        std::vector<std::vector<float>> out;
+        out.push_back(run_case(f32, p, p.a, true, activation::gelu_erf, res_mode::alias, pool));
+        out.push_back(run_case(bf16, p, p.a, true, activation::gelu_erf, res_mode::alias, pool));
+        out.push_back(run_case(int8, p, p.a, true, activation::gelu_erf, res_mode::alias, pool));
+        return out;
+    };
+    thread_pool solo(2);
+    const auto want = results(solo);
+    std::vector<std::vector<std::vector<float>>> got(3);
+    std::vector<std::thread> callers;
+    for (int t = 0; t < 3; ++t)
+        callers.emplace_back([&, t] {
+            thread_pool pool(2);
+            for (int rep = 0; rep < 3; ++rep) got[t] = results(pool);
+        });
+    for (auto& th : callers) th.join();
+    for (int t = 0; t < 3; ++t) REQUIRE(got[t] == want);  // deterministic: same split, same order
 }
