@@ -7,5 +7,6 @@
 #include "config.hpp"
 #include "error.hpp"
 #include "image.hpp"
+#include "convert.hpp"
 #include "model.hpp"
 #include "version.hpp"
