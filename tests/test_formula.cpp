@@ -4,6 +4,10 @@
 
 #include <fstream>
 
+#include <sys/stat.h>
+
+#include <vit/convert.hpp>
+
 #include "../tools/formula.hpp"
 #include "helpers.hpp"
 
@@ -38,5 +42,25 @@ TEST_CASE("ViT-L/32-384 from the formula: logits and CLS trajectory match transf
         INFO("layer " << l);
         CHECK(test::max_abs_diff(out.hidden_states[l].row(0), traj.values, l * 1024) < 1e-4);
     }
+    Eigen::Index top1;
+    out.logits.row(0).maxCoeff(&top1);
+    CHECK(m.config().labels.at(std::size_t(top1)) == "class_899");  // reference.json's top-1
+
+    // vit-convert to BF16: half the file, the same top-1.
+    const std::string bf16_dir = dir + "-bf16";
+    vit::convert_checkpoint(dir, bf16_dir, vit::file_dtype::bf16);
+    struct stat f32_st {}, bf16_st {};
+    REQUIRE(::stat((dir + "/model.safetensors").c_str(), &f32_st) == 0);
+    REQUIRE(::stat((bf16_dir + "/model.safetensors").c_str(), &bf16_st) == 0);
+    const double ratio = double(bf16_st.st_size) / double(f32_st.st_size);
+    WARN("BF16 file: " << bf16_st.st_size << " bytes, " << ratio << " of the F32 file");
+    CHECK(ratio > 0.499);
+    CHECK(ratio < 0.501);
+    const auto bf16 = vit::load_model(bf16_dir);
+    const auto out16 = bf16.forward(test::pixels_from_refs<float>({tiny_ref.get("coco_cats.resized_u8")}), {}, &ws);
+    Eigen::Index top1_bf16;
+    out16.logits.row(0).maxCoeff(&top1_bf16);
+    CHECK(top1_bf16 == top1);
     REQUIRE(std::remove((dir + "/model.safetensors").c_str()) == 0);  // 1.2 GB
+    REQUIRE(std::remove((bf16_dir + "/model.safetensors").c_str()) == 0);
 }
