@@ -1,4 +1,12 @@
 // Linear layers: C = act(A * W^T + bias) + residual, with W prepared once at load.
+//
+// packed_linear<float> picks at construction (runtime CPU check, so binaries
+// built without -march flags use what the CPU has): AVX-512 (gemm_avx512.hpp),
+// AVX2+FMA (gemm_avx2.hpp) or Eigen (here; also the only path for double).
+// packed_linear_bf16 (gemm_bf16.hpp) and packed_linear_int8 (gemm_int8.hpp)
+// have the same run() and epilogue. Threads split the output columns, so each
+// streams its share of the weights; scratch is per thread and reused, so
+// calls do not allocate once the largest layer has run on each thread.
 #pragma once
 
 #include <algorithm>

@@ -150,9 +150,9 @@ inline void epilogue_rows_any(activation act, float* c, std::int64_t ldc, int ro
 //
 // Weights: panels of 32 output columns (two zmm of fp32 results), padded with
 // zero columns, cut into k-blocks. Layout: k-blocks outermost, then panels,
-// then the block's [k][32]: the panels a thread sweeps for one k-block are one
-// contiguous stream, which the hardware prefetchers follow from DRAM (the
-// weights never stay in cache from one layer to the next).
+// then the block's [k][32]: the panels a thread sweeps for one k-block (in one
+// column chunk) are one contiguous stream, which the prefetchers follow from
+// DRAM (the weights never stay in cache from one layer to the next).
 // Activations: per (row block, k block) copied / converted to [rows][KC]
 // (fixed row stride, so the micro-kernel addresses row i with an immediate
 // offset from one pointer).
@@ -162,7 +162,8 @@ inline void epilogue_rows_any(activation act, float* c, std::int64_t ldc, int ro
 //
 // A policy P supplies: a_t / w_t (element types of packed A and weights),
 // kstep (k values per weight element group: 1 for fp32, 2 for bf16 pairs),
-// kc (k per block), mc (rows per block), pack_a(...) and tile_for(rows).
+// kc (k per block), mc (rows per block), chunk_panels (panels per column
+// chunk), pack_a(...) and tile_for(rows).
 
 // Memory the micro-kernel touches next, fetched while it computes: the next
 // tile's output rows (their partial sums come from L2 / L3) and a share of
