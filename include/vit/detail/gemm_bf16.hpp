@@ -79,17 +79,11 @@ VIT_AVX512_BF16 void bf16_tile(int kc, const std::uint16_t* a, const std::uint16
                                bool load_c, __mmask16 m0, __mmask16 m1, const tile_prefetch& pf) {
     constexpr int KC = bf16_policy::kc;
     prefetch_c(pf, ldc);
+    // Fresh accumulators per k-block, added to C at the end (as the fp32
+    // tile: two-level summation, and no wait on C before the first product).
     __m512 c0[MR], c1[MR];
-    if (load_c) {
 #pragma GCC unroll 16
-        for (int i = 0; i < MR; ++i) {
-            c0[i] = _mm512_maskz_loadu_ps(m0, c + i * ldc);
-            c1[i] = _mm512_maskz_loadu_ps(m1, c + i * ldc + 16);
-        }
-    } else {
-#pragma GCC unroll 16
-        for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
-    }
+    for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
     const int steps = (kc + 1) / 2;
 #pragma GCC unroll 2
     for (int s = 0; s < steps; ++s) {
@@ -107,6 +101,10 @@ VIT_AVX512_BF16 void bf16_tile(int kc, const std::uint16_t* a, const std::uint16
     }
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
+        if (load_c) {
+            c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, c + i * ldc));
+            c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, c + i * ldc + 16));
+        }
         _mm512_mask_storeu_ps(c + i * ldc, m0, c0[i]);
         _mm512_mask_storeu_ps(c + i * ldc + 16, m1, c1[i]);
     }
