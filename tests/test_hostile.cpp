@@ -39,19 +39,34 @@ std::atomic<bool> tracking{false};
 std::atomic<std::size_t> largest{0};
 }  // namespace hostile_alloc
 
+// Every non-aligned form is replaced, so that no allocation pairs a
+// sanitizer's operator new with this free (ASan reports the mismatch).
 // Out of line: inlined into callers, GCC would pair this malloc with the
 // caller's delete and warn about a mismatch that is not there.
-__attribute__((noinline)) void* operator new(std::size_t n) {
+__attribute__((noinline)) static void* tracked_malloc(std::size_t n) noexcept {
     if (hostile_alloc::tracking.load(std::memory_order_relaxed)) {
         std::size_t cur = hostile_alloc::largest.load(std::memory_order_relaxed);
         while (n > cur && !hostile_alloc::largest.compare_exchange_weak(cur, n)) {
         }
     }
-    if (void* p = std::malloc(n ? n : 1)) return p;
+    return std::malloc(n ? n : 1);
+}
+__attribute__((noinline)) void* operator new(std::size_t n) {
+    if (void* p = tracked_malloc(n)) return p;
     throw std::bad_alloc();
 }
+__attribute__((noinline)) void* operator new[](std::size_t n) {
+    if (void* p = tracked_malloc(n)) return p;
+    throw std::bad_alloc();
+}
+__attribute__((noinline)) void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return tracked_malloc(n); }
+__attribute__((noinline)) void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return tracked_malloc(n); }
 __attribute__((noinline)) void operator delete(void* p) noexcept { std::free(p); }
+__attribute__((noinline)) void operator delete[](void* p) noexcept { std::free(p); }
 __attribute__((noinline)) void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+__attribute__((noinline)) void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+__attribute__((noinline)) void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+__attribute__((noinline)) void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace {
 
@@ -292,8 +307,9 @@ TEST_CASE("hostile safetensors: data offsets", "[hostile][safetensors]") {
     SECTION("out of order in the header is legal: JSON objects are unordered") {
         // The spec (and the reference reader) sorts entries by offset; only
         // the byte layout matters. Both tensors must point at their own bytes.
-        const auto store = parse_st(st_file("{" + u8("z", "[4]", 0, 4) + "," + u8("a", "[12]", 4, 16) + "}",
-                                            "0123456789abcdef"));
+        // The store points into the bytes: they must outlive it.
+        const std::string file = st_file("{" + u8("z", "[4]", 0, 4) + "," + u8("a", "[12]", 4, 16) + "}", "0123456789abcdef");
+        const auto store = parse_st(file);
         CHECK(std::string(reinterpret_cast<const char*>(store.find("z")->tensor.data), 4) == "0123");
         CHECK(std::string(reinterpret_cast<const char*>(store.find("a")->tensor.data), 12) == "456789abcdef");
     }
