@@ -270,6 +270,11 @@ long long jpeg_orientation_of(const std::vector<bytes>& app1_payloads) {
 
 bytes str_bytes(const std::string& s) { return bytes(s.begin(), s.end()); }
 
+bytes cat(bytes a, const bytes& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+}
+
 // The 3x2 image  a b c / d e f,  one distinct gray level per pixel.
 vit::image abc_def() {
     vit::image img;
@@ -1238,3 +1243,60 @@ TEST_CASE("image: JPEG flavours through libjpeg-turbo", "[image][jpeg]") {
     }
 }
 #endif
+
+TEST_CASE("image: binary PNM as Pillow reads it (maxval scaling, 16-bit, P4)", "[image][formats]") {
+    auto gray_of = [](const vit::image& img) {
+        bytes g;
+        for (std::size_t i = 0; i < img.rgb.size(); i += 3) {
+            REQUIRE(img.rgb[i] == img.rgb[i + 1]);
+            REQUIRE(img.rgb[i] == img.rgb[i + 2]);
+            g.push_back(img.rgb[i]);
+        }
+        return g;
+    };
+    // maxval 6: v/6*255 rounded half to even (Python's round): 42.5 -> 42, 127.5 -> 128.
+    CHECK(gray_of(decode(cat(str_bytes("P5\n7 1\n6\n"), bytes{0, 1, 2, 3, 4, 5, 6}), "a.pgm")) == bytes{0, 42, 85, 128, 170, 212, 255});
+    // Gray above 255 is Pillow mode "I" (scaled to 0..65535), clipped to 255 by convert("RGB").
+    CHECK(gray_of(decode(cat(str_bytes("P5 6 1 300\n"), bytes{0, 0, 0, 1, 0, 2, 0, 100, 1, 44, 1, 144}), "b.pgm")) ==
+          bytes{0, 218, 255, 255, 255, 255});
+    // maxval 65535 is read as is (I;16B), then clipped.
+    CHECK(gray_of(decode(cat(str_bytes("P5 5 1 65535\n"), bytes{0, 0, 0, 200, 0, 255, 1, 0, 255, 255}), "c.pgm")) ==
+          bytes{0, 200, 255, 255, 255});
+    // RGB with 2-byte samples is scaled to 0..255.
+    CHECK(decode(cat(str_bytes("P6 2 1 1000\n"), bytes{0, 0, 0, 1, 0, 2, 1, 244, 3, 232, 4, 176}), "d.ppm").rgb ==
+          bytes{0, 0, 1, 128, 255, 255});
+    // Comments anywhere in the header, even right after a number: the line end closes both.
+    CHECK(decode(cat(str_bytes("P6 # a comment\n2 # another\n1\n255#right after\n"), bytes{1, 2, 3, 4, 5, 6}), "e.ppm").rgb ==
+          bytes{1, 2, 3, 4, 5, 6});
+    // P4: 1 is black, rows padded to whole bytes.
+    CHECK(gray_of(decode(cat(str_bytes("P4\n10 2\n"), bytes{0b10100000, 0b01000000, 0xFF, 0xC0}), "f.pbm")) ==
+          bytes{0, 255, 0, 255, 255, 255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
+    // Trailing bytes are ignored; missing ones are an error.
+    CHECK(decode(cat(str_bytes("P5 2 1 255\n"), bytes{9, 8, 7}), "g.pgm").rgb == bytes{9, 9, 9, 8, 8, 8});
+    CHECK_THAT(error_of(cat(str_bytes("P6 2 2 255\n"), bytes(11, 0)), "short.ppm"),
+               Catch::StartsWith("short.ppm: truncated PNM (image file is truncated: 11 of 12 pixel bytes)"));
+    CHECK_THAT(error_of(str_bytes("P6 2 2"), "head.ppm"), Catch::StartsWith("head.ppm: truncated PNM"));
+    CHECK_THAT(error_of(str_bytes("P5 2 1 0\n\x01\x02"), "zero.pgm"), Catch::Contains("maximum value 0 is outside 1..65535"));
+    CHECK_THAT(error_of(str_bytes("P5 2 1 65536\n\x01\x02"), "big.pgm"), Catch::Contains("maximum value 65536 is outside"));
+    CHECK_THAT(error_of(str_bytes("P5 2 x1 255\n\x01\x02"), "nan.pgm"), Catch::Contains("nan.pgm: PNM height 'x1' is not a number"));
+    CHECK_THAT(error_of(str_bytes("P5 0 4 255\n"), "empty.pgm"), Catch::Contains("empty.pgm: image has no pixels (0x4)"));
+    CHECK_THAT(error_of(str_bytes("P2 1 1 255\n7\n"), "plain.pgm"), Catch::Contains("plain (ASCII) PNM P2 is not supported"));
+    CHECK_THAT(error_of(str_bytes("P52 1 1 255\n7"), "odd.pgm"), Catch::Contains("odd.pgm: not an image"));
+}
+
+TEST_CASE("image: data stb_image would misread is refused before it gets there", "[image][errors]") {
+    const bytes jpeg = read_file(data_path("images/coffee.jpg"));
+    // Pillow wants FF D8 FF; stb skips fill bytes and takes FF D8 alone.
+    bytes filled = {0xFF, 0xFF};
+    filled.insert(filled.end(), jpeg.begin(), jpeg.end());
+    CHECK(error_of(filled, "fill.jpg") == "fill.jpg: not an image (JPEG data must start with FF D8 FF)");
+    // A DHT whose code counts add up to more than 256 (stb 2.27 writes past its tables).
+    bytes dht = {0xFF, 0xD8, 0xFF, 0xC4, 0x00, 19, 0x00};
+    for (int i = 0; i < 16; ++i) dht.push_back(i < 2 ? 200 : 0);
+    dht.insert(dht.end(), {0xFF, 0xD9});
+    CHECK_FALSE(vit::detail::jpeg_huffman_tables_sane(dht.data(), dht.size()));
+    CHECK(vit::detail::jpeg_huffman_tables_sane(jpeg.data(), jpeg.size()));
+    CHECK_THAT(error_of(dht, "dht.jpg"), Catch::StartsWith("dht.jpg: "));
+    // Formats Pillow cannot open.
+    CHECK_THAT(error_of(bytes{0x53, 0x80, 0xF6, 0x34, 0, 0, 0, 0, 0, 0, 0, 0}, "x.pic"), Catch::Contains("Softimage PIC images are not supported"));
+}

@@ -379,31 +379,119 @@ private:
     std::size_t pos_ = 0;
 };
 
-// stb_image reads the numbers of a binary PNM header into an int with no
-// overflow check (undefined behaviour, found by fuzzing): refuse numbers of
-// more than 9 digits before stb sees them. Whitespace and comments are
-// skipped as stbi__pnm_skip_whitespace does.
-inline void check_pnm_header(const std::uint8_t* data, std::size_t size, const std::string& name) {
-    if (size < 2 || data[0] != 'P' || (data[1] != '5' && data[1] != '6')) return;
-    const auto space = [](std::uint8_t c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
-    std::size_t pos = 2;
-    for (const char* field : {"width", "height", "maximum value"}) {
-        for (;;) {
-            while (pos < size && space(data[pos])) ++pos;
-            if (pos >= size || data[pos] != '#') break;
-            while (pos < size && data[pos] != '\n' && data[pos] != '\r') ++pos;
-        }
-        std::size_t digits = 0;
-        while (pos < size && data[pos] >= '0' && data[pos] <= '9') ++pos, ++digits;
-        if (digits > 9) throw error(name + ": PNM " + field + " has " + std::to_string(digits) + " digits");
-        if (digits == 0) return;  // malformed: stb says so
-    }
-}
+// Binary PNM (P4 bitmap, P5 gray, P6 RGB), as Pillow's PpmImagePlugin reads it.
+// stb_image is not used: it ignores maxval (Pillow rescales to 0..255), hands
+// back uninitialised pixels for a short file, overflows its buffer converting
+// 16-bit samples, and accumulates header numbers in an int.
+class pnm_reader {
+public:
+    pnm_reader(const std::uint8_t* data, std::size_t size, const std::string& name)
+        : d_(data), n_(size), name_(name) {}
 
-// Formats other than JPEG, PNG and GIF: BMP, TGA, PNM, PSD, PIC.
+    image decode(const image_limits& limits) {
+        // The magic runs up to the first whitespace (at most 6 bytes).
+        std::string magic;
+        while (pos_ < n_ && pos_ < 6 && !space(d_[pos_])) magic += char(d_[pos_++]);
+        if (pos_ < n_) ++pos_;  // the whitespace after it
+        if (magic == "P1" || magic == "P2" || magic == "P3")
+            throw error(name_ + ": plain (ASCII) PNM " + magic + " is not supported; convert it to binary (P4, P5, P6)");
+        if (magic != "P4" && magic != "P5" && magic != "P6") throw error(name_ + ": not an image (unknown PNM type '" + magic + "')");
+        const std::uint64_t w = number("width"), h = number("height");
+        check_pixel_limit(name_, w, h, limits);
+        const std::size_t count = std::size_t(w) * std::size_t(h);
+        image img;
+        img.width = int(w);
+        img.height = int(h);
+        img.rgb.resize(count * 3);
+
+        if (magic == "P4") {  // 1 = black, rows padded to whole bytes (Pillow's "1;I")
+            const std::size_t row = (std::size_t(w) + 7) / 8;
+            const std::uint8_t* px = pixels(row * std::size_t(h));
+            for (std::size_t y = 0; y < std::size_t(h); ++y)
+                for (std::size_t x = 0; x < std::size_t(w); ++x) {
+                    const bool black = (px[y * row + x / 8] >> (7 - x % 8)) & 1;
+                    std::memset(&img.rgb[(y * std::size_t(w) + x) * 3], black ? 0 : 255, 3);
+                }
+            return img;
+        }
+        const std::uint64_t maxval = number("maximum value");
+        if (maxval == 0 || maxval > 65535)
+            throw error(name_ + ": PNM maximum value " + std::to_string(maxval) + " is outside 1..65535");
+        const bool rgb = magic == "P6";
+        const std::size_t bands = rgb ? 3 : 1, sample_bytes = maxval < 256 ? 1 : 2;
+        const std::uint8_t* px = pixels(count * bands * sample_bytes);
+
+        // Per sample: P6 and P5 up to 255 are scaled to 0..255; P5 above 255
+        // is Pillow mode "I", scaled to 0..65535 (65535 read as is) and then
+        // clipped to 255 by convert("RGB"). Python's round() is half-to-even.
+        const bool mode_i = !rgb && maxval > 255;
+        const double out_max = mode_i ? 65535.0 : 255.0;
+        const auto convert = [&](unsigned v) -> std::uint8_t {
+            double r = double(v);
+            if (maxval != 255 && !(mode_i && maxval == 65535)) r = std::min(out_max, round_half_even(double(v) / double(maxval) * out_max));
+            return std::uint8_t(std::min(r, 255.0));
+        };
+        std::array<std::uint8_t, 256> lut{};  // 8-bit samples: one table lookup each
+        if (sample_bytes == 1)
+            for (unsigned v = 0; v < 256; ++v) lut[v] = convert(v);
+        for (std::size_t i = 0; i < count; ++i)
+            for (std::size_t c = 0; c < 3; ++c) {
+                const std::size_t s = i * bands + (rgb ? c : 0);
+                img.rgb[i * 3 + c] = sample_bytes == 1 ? lut[px[s]] : convert(unsigned(px[2 * s] << 8 | px[2 * s + 1]));
+            }
+        return img;
+    }
+
+private:
+    static bool space(std::uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
+    static double round_half_even(double x) {
+        const double f = std::floor(x), frac = x - f;
+        if (frac > 0.5 || (frac == 0.5 && std::fmod(f, 2.0) != 0.0)) return f + 1.0;
+        return f;
+    }
+
+    // A header token: leading whitespace skipped, '#' comments dropped up to
+    // the end of their line (even inside a token), ended by one whitespace byte.
+    std::uint64_t number(const char* what) {
+        std::string token;
+        while (pos_ < n_) {
+            const std::uint8_t c = d_[pos_++];
+            if (space(c)) {
+                if (token.empty()) continue;
+                break;
+            }
+            if (c == '#') {
+                while (pos_ < n_ && d_[pos_] != '\n' && d_[pos_] != '\r') ++pos_;
+                continue;
+            }
+            token += char(c);
+        }
+        if (token.empty()) throw error(name_ + ": truncated PNM (the header ends before the " + what + ")");
+        for (char c : token)
+            if (c < '0' || c > '9') throw error(name_ + ": PNM " + what + " '" + token.substr(0, 20) + "' is not a number");
+        // Pillow reads at most 10 characters per token; 10 digits are already
+        // beyond every limit below, and larger would overflow.
+        if (token.size() >= 10) throw error(name_ + ": PNM " + what + " has " + std::to_string(token.size()) + " digits");
+        return std::stoull(token);
+    }
+
+    const std::uint8_t* pixels(std::size_t bytes) {
+        if (n_ - pos_ < bytes)
+            throw error(name_ + ": truncated PNM (image file is truncated: " + std::to_string(n_ - pos_) + " of " +
+                        std::to_string(bytes) + " pixel bytes)");
+        return d_ + pos_;
+    }
+
+    const std::uint8_t* d_;
+    std::size_t n_;
+    const std::string& name_;
+    std::size_t pos_ = 0;
+};
+
+// Formats other than JPEG, PNG, GIF and PNM: BMP, TGA, PSD (what stb_image
+// reads and Pillow opens too; Softimage PIC, which Pillow cannot open, is refused).
 inline image decode_other(const std::uint8_t* data, std::size_t size, const std::string& name, const image_limits& limits) {
     const int len = stb_length(name, size);
-    check_pnm_header(data, size, name);
     // stb takes 0xFF fill bytes before a JPEG's start marker, Pillow does not;
     // and stb's JPEG decoder writes past its Huffman size table on hostile
     // input (UBSan, found by fuzzing). JPEG goes through decode_jpeg only.
@@ -413,6 +501,8 @@ inline image decode_other(const std::uint8_t* data, std::size_t size, const std:
         throw error(name + ": not an image (JPEG data must start with FF D8 FF)");
     if (stbi_is_hdr_from_memory(data, len))
         throw error(name + ": Radiance HDR images are not supported (Pillow cannot open them)");
+    if (starts_with(data, size, "\x53\x80\xF6\x34", 4))
+        throw error(name + ": Softimage PIC images are not supported (Pillow cannot open them)");
     int w = 0, h = 0, n = 0;
     if (!stbi_info_from_memory(data, len, &w, &h, &n)) throw error(name + ": not an image (stb_image: " + stb_reason() + ")");
     check_pixel_limit(name, std::uint64_t(w), std::uint64_t(h), limits);
@@ -449,23 +539,29 @@ inline image decode_png(const std::uint8_t* data, std::size_t size, const std::s
     }
     const int len = stb_length(name, size);
 
+    // Native channel counts throughout: the conversions are ours (to_rgb).
     int w = 0, h = 0, n = 0;
     image img;
     if (depth == 16 && color_type == 0) {
         // Pillow opens 16-bit gray as mode "I;16"; convert("RGB") clips each
         // value to 255 (Convert.c I16_RGB), it does not scale it down.
-        stb_buffer<stbi_us> px(stbi_load_16_from_memory(data, len, &w, &h, &n, 1));
+        stb_buffer<stbi_us> px(stbi_load_16_from_memory(data, len, &w, &h, &n, 0));
         if (!px) throw error(name + ": corrupt or truncated PNG (stb_image: " + stb_reason() + ")");
+        if (n < 1 || n > 2) throw error(name + ": 16-bit gray PNG decoded to " + std::to_string(n) + " channels");
         std::vector<std::uint8_t> gray(std::size_t(w) * std::size_t(h));
-        for (std::size_t i = 0; i < gray.size(); ++i) gray[i] = std::uint8_t(px.get()[i] > 255 ? 255 : px.get()[i]);
+        for (std::size_t i = 0; i < gray.size(); ++i) {
+            const stbi_us v = px.get()[i * std::size_t(n)];  // a tRNS chunk adds an alpha channel: skipped
+            gray[i] = std::uint8_t(v > 255 ? 255 : v);
+        }
         img = to_rgb(gray.data(), w, h, 1);
     } else {
         // Other 16-bit PNGs (RGB, RGBA, gray+alpha) Pillow unpacks by keeping
         // the high byte of each sample, as stb's 16-to-8 conversion does.
         // Palette images are looked up; tRNS and alpha are dropped.
-        stb_buffer<stbi_uc> px(stbi_load_from_memory(data, len, &w, &h, &n, 3));
+        stb_buffer<stbi_uc> px(stbi_load_from_memory(data, len, &w, &h, &n, 0));
         if (!px) throw error(name + ": corrupt or truncated PNG (stb_image: " + stb_reason() + ")");
-        img = to_rgb(px.get(), w, h, 3);
+        if (n < 1 || n > 4) throw error(name + ": PNG decoded to " + std::to_string(n) + " channels");
+        img = to_rgb(px.get(), w, h, n);
     }
     apply_orientation(img, png_orientation(scan));
     return img;
@@ -481,13 +577,16 @@ inline image decode_jpeg(const std::uint8_t* data, std::size_t size, const std::
     else img = to_rgb(px.data(), dec.width(), dec.height(), dec.components());
 #else
     const int len = stb_length(name, size);
+    // Before stbi_info too: it parses the tables in front of the frame header.
+    if (!jpeg_huffman_tables_sane(data, size)) throw error(name + ": corrupt JPEG (a Huffman table defines more than 256 codes)");
     int w = 0, h = 0, n = 0;
     if (!stbi_info_from_memory(data, len, &w, &h, &n)) throw error(name + ": not a readable JPEG (stb_image: " + stb_reason() + ")");
     check_pixel_limit(name, std::uint64_t(w), std::uint64_t(h), limits);
     if (!jpeg_reaches_eoi(data, size)) throw error(name + ": truncated JPEG (image file is truncated: no end-of-image marker)");
-    stb_buffer<stbi_uc> px(stbi_load_from_memory(data, len, &w, &h, &n, 3));
+    stb_buffer<stbi_uc> px(stbi_load_from_memory(data, len, &w, &h, &n, 0));
     if (!px) throw error(name + ": corrupt JPEG (stb_image: " + stb_reason() + ")");
-    img = to_rgb(px.get(), w, h, 3);
+    if (n < 1 || n > 4) throw error(name + ": JPEG decoded to " + std::to_string(n) + " channels");
+    img = to_rgb(px.get(), w, h, n);
 #endif
     apply_orientation(img, jpeg_orientation(data, size));
     return img;
@@ -507,6 +606,7 @@ inline image decode_image(const unsigned char* data, std::size_t size, const std
     if (detail::starts_with(data, size, "\x89PNG\r\n\x1A\n", 8)) return detail::decode_png(data, size, name, limits);
     if (detail::starts_with(data, size, "GIF87a", 6) || detail::starts_with(data, size, "GIF89a", 6))
         return detail::gif_reader(data, size, name).decode(limits);
+    if (size >= 2 && data[0] == 'P' && data[1] >= '1' && data[1] <= '6') return detail::pnm_reader(data, size, name).decode(limits);
     return detail::decode_other(data, size, name, limits);
 }
 

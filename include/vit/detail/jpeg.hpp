@@ -4,6 +4,7 @@
 // used when stb_image decodes (stb pads missing data silently).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -49,6 +50,41 @@ inline bool jpeg_reaches_eoi(const std::uint8_t* data, std::size_t size) {
         if (m == 0xDA) in_scan = true;
     }
     return false;
+}
+
+// stb_image 2.27 builds its Huffman tables without checking that the 16 code
+// counts of a DHT table add up to at most 256, and then writes past its
+// arrays. Checked here, before stb sees the data, over every DHT segment
+// (they may also sit between the scans of a progressive file). Like stb, a
+// segment's tables are read while its declared length is not used up, even
+// past the segment's end; bytes past the data read as 0, as in stb.
+// libjpeg-turbo performs this check itself.
+inline bool jpeg_huffman_tables_sane(const std::uint8_t* data, std::size_t size) {
+    const auto at = [&](std::size_t i) -> unsigned { return i < size ? data[i] : 0u; };
+    // Segments are skipped by their length; entropy-coded data byte by byte
+    // (0xFF 0x00 stuffing and restart markers carry no length).
+    std::size_t pos = 2;
+    while (pos + 1 < size) {
+        if (data[pos] != 0xFF) { ++pos; continue; }
+        const std::uint8_t m = data[pos + 1];
+        if (m == 0xFF) { ++pos; continue; }
+        if (m == 0x00 || m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7)) { pos += 2; continue; }
+        if (m == 0xD9) return true;
+        const std::size_t len = (std::size_t(at(pos + 2)) << 8) | at(pos + 3);
+        if (m == 0xC4) {
+            long remaining = long(len) - 2;
+            std::size_t t = pos + 4;
+            while (remaining > 0) {
+                std::size_t codes = 0;
+                for (std::size_t i = 1; i <= 16; ++i) codes += at(t + i);
+                if (codes > 256) return false;
+                remaining -= long(17 + codes);
+                t += 17 + codes;
+            }
+        }
+        pos += 2 + len;
+    }
+    return true;
 }
 
 #ifdef VIT_HAVE_LIBJPEG
