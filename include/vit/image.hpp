@@ -506,9 +506,8 @@ inline image decode_other(const std::uint8_t* data, std::size_t size, const std:
     int w = 0, h = 0, n = 0;
     if (!stbi_info_from_memory(data, len, &w, &h, &n)) throw error(name + ": not an image (stb_image: " + stb_reason() + ")");
     check_pixel_limit(name, std::uint64_t(w), std::uint64_t(h), limits);
-    // Native channels, converted by to_rgb as stb would: stb's own
-    // conversion of a 16-bit gray PNM (maxval > 255) to 3 channels reads past
-    // its buffer (heap overflow in Debian's libstb 2022-09, found by fuzzing).
+    // Native channels, converted by to_rgb: stb's own channel conversion has
+    // had buffer overruns (16-bit PNM, found by fuzzing Debian's libstb 2022-09).
     stb_buffer<stbi_uc> px(stbi_load_from_memory(data, len, &w, &h, &n, 0));
     if (!px) throw error(name + ": corrupt or truncated image (stb_image: " + stb_reason() + ")");
     if (n < 1 || n > 4) throw error(name + ": image has " + std::to_string(n) + " channels");
