@@ -103,7 +103,10 @@ int main(int argc, char** argv) {
     const vit::precision prec = dtype == "bf16" ? vit::precision::bf16 : dtype == "int8" ? vit::precision::int8 : vit::precision::f32;
     try {
         const double t0 = now();
-        const vit::model m = vit::load_model(dir, prec);
+        vit::load_options lo;
+        lo.compute = prec;
+        lo.threads = threads;
+        const vit::model m = vit::load_model(dir, lo);
         const double load_s = now() - t0;
         const double ready_s = seconds_since_process_start();
         const vit::config& c = m.config();

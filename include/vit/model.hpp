@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -58,6 +59,11 @@ pixel_values<T> make_pixel_values(const std::vector<image>& images, const prepro
     }
     return px;
 }
+
+struct load_options {
+    precision compute = precision::f32;  // the encoder's Linear layers; an int8 checkpoint is int8 anyway
+    int threads = 0;                      // for packing the weights; 0: every core
+};
 
 struct forward_options {
     bool output_hidden_states = false;  // fill output::hidden_states
@@ -142,15 +148,13 @@ public:
     using scalar = T;
 
     // Reads DIR/config.json, DIR/preprocessor_config.json (optional) and the
-    // weights (see detail::read_checkpoint). `compute` chooses the encoder's
-    // Linear layers' precision (float models only); an int8 checkpoint made by
-    // vit-convert runs in int8 whatever is asked.
-    static basic_model load(const std::string& dir, precision compute = precision::f32) {
+    // weights (see detail::read_checkpoint).
+    static basic_model load(const std::string& dir, const load_options& opt = {}) {
         basic_model m;
         m.config_ = load_config(dir + "/config.json");
         m.preprocess_ = load_preprocess_config(dir);
         const detail::tensor_store store = detail::read_checkpoint(dir);
-        m.load_weights(detail::weight_source(store, dir), compute);
+        m.load_weights(detail::weight_source(store, dir), opt);
         return m;
     }
 
@@ -274,7 +278,8 @@ private:
         detail::linear<T> fc2;                      // output.dense [H, I]
     };
 
-    void load_weights(const detail::weight_source& w, precision compute) {
+    void load_weights(const detail::weight_source& w, const load_options& opt) {
+        const precision compute = opt.compute;
         using detail::index_t;
         using spec = typename detail::linear<T>::spec;
         const vit::config& c = config_;
@@ -287,7 +292,9 @@ private:
         patch_proj_.load(w, spec{{"embeddings.patch_embeddings.projection"}, H, C * P * P, {H, C, P, P}, true},
                          precision::f32);
         layers_.resize(std::size_t(c.num_hidden_layers));
-        for (int l = 0; l < c.num_hidden_layers; ++l) {
+        // Packing the weights is most of a load: spread the layers over threads.
+        detail::thread_pool pool(opt.threads > 0 ? opt.threads : int(std::max(1u, std::thread::hardware_concurrency())));
+        pool.parallel_for(c.num_hidden_layers, [&](index_t l) {
             const std::string p = "encoder.layer." + std::to_string(l) + ".";
             encoder_layer& L = layers_[std::size_t(l)];
             L.ln_before.load(w, p + "layernorm_before", H, c.layer_norm_eps);
@@ -298,7 +305,7 @@ private:
             L.o_proj.load(w, spec{{p + "attention.output.dense"}, H, H, {}, true}, compute);
             L.fc1.load(w, spec{{p + "intermediate.dense"}, I, H, {}, true}, compute);
             L.fc2.load(w, spec{{p + "output.dense"}, H, I, {}, true}, compute);
-        }
+        });
         final_ln_.load(w, "layernorm", H, c.layer_norm_eps);
         if (c.arch == architecture::image_classification) {
             classifier_.load(w, spec{{"classifier"}, c.num_labels(), H, {}, true}, precision::f32);
@@ -357,6 +364,6 @@ private:
 
 using model = basic_model<float>;
 
-inline model load_model(const std::string& dir, precision compute = precision::f32) { return model::load(dir, compute); }
+inline model load_model(const std::string& dir, const load_options& opt = {}) { return model::load(dir, opt); }
 
 }  // namespace vit

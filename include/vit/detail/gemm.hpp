@@ -68,6 +68,13 @@ class packed_linear {
 public:
     packed_linear() = default;
     packed_linear(const T* w_nk, std::int64_t n, std::int64_t k, gemm_kernel want = gemm_kernel::automatic)
+        : packed_linear([w_nk, k](std::int64_t j) { return w_nk + j * k; }, n, k, want) {}
+
+    // From rows that need not form one block (stacked layers, tensors in a
+    // memory-mapped file): row(j) points at the k weights of output j. Packs
+    // straight from them, so loading makes no intermediate copy.
+    template <class RowFn, class = std::enable_if_t<std::is_invocable_r_v<const T*, RowFn&, std::int64_t>>>
+    packed_linear(RowFn row, std::int64_t n, std::int64_t k, gemm_kernel want = gemm_kernel::automatic)
         : n_(n), k_(k) {
         // k == 0 (a product of nothing) is left to the portable path.
         kernel_ = std::is_same_v<T, float> && k > 0 ? resolve_kernel(want) : gemm_kernel::portable;
@@ -75,17 +82,19 @@ public:
         if constexpr (std::is_same_v<T, float>) {
             if (kernel_ == gemm_kernel::avx512) {
                 packed_.reset(static_cast<std::size_t>(avx512::packed_size<avx512::f32_policy>(n, k)));
-                avx512::pack_f32(w_nk, n, k, packed_.data());
+                avx512::pack_weights<avx512::f32_policy>(n, k, packed_.data(),
+                                                         [&](std::int64_t j, std::int64_t kk) { return row(j)[kk]; });
                 return;
             }
             if (kernel_ == gemm_kernel::avx2) {
                 packed_.reset(static_cast<std::size_t>((n + 15) / 16 * 16 * k));
-                avx2::pack_f32(w_nk, n, k, packed_.data());
+                avx2::pack_f32(row, n, k, packed_.data());
                 return;
             }
         }
 #endif
-        w_ = Eigen::Map<const row_matrix<T>>(w_nk, n, k);
+        w_.resize(n, k);
+        for (std::int64_t j = 0; j < n; ++j) std::copy(row(j), row(j) + k, w_.row(j).data());
     }
 
     std::int64_t n() const { return n_; }

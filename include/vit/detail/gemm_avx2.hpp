@@ -22,13 +22,15 @@ struct f32_params {
     static constexpr int mc = 240;
 };
 
-inline void pack_f32(const float* w_nk, std::int64_t n, std::int64_t k, float* out) {
+// row(j) points at the k weights of output j.
+template <class RowFn>
+inline void pack_f32(RowFn&& row, std::int64_t n, std::int64_t k, float* out) {
     const std::int64_t panels = (n + 15) / 16;
     for (std::int64_t p = 0; p < panels; ++p) {
         float* dst = out + p * k * 16;
         const std::int64_t cols = std::min<std::int64_t>(16, n - p * 16);
         for (std::int64_t j = 0; j < cols; ++j) {
-            const float* src = w_nk + (p * 16 + j) * k;
+            const float* src = row(p * 16 + j);
             for (std::int64_t kk = 0; kk < k; ++kk) dst[kk * 16 + j] = src[kk];
         }
     }

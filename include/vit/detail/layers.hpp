@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <Eigen/Core>
@@ -71,6 +73,34 @@ public:
     dtype dtype_of(const std::string& canonical) const {
         const tensor_store::entry* e = store_.find(file_name(canonical));
         return e ? e->tensor.type : dtype::f32;
+    }
+
+    // A tensor's values as T without a copy when the file already holds them
+    // as T (aligned), else converted into `owned`.
+    template <class T>
+    struct view {
+        const T* data = nullptr;
+        std::vector<T> owned;
+        const tensor_ref* source = nullptr;
+    };
+    template <class T>
+    view<T> read_view(const std::string& canonical, const std::vector<index_t>& shape) const {
+        const tensor_ref& t = checked(canonical, shape);
+        view<T> v;
+        v.source = &t;
+        const bool same = (t.type == dtype::f32 && std::is_same<T, float>::value) ||
+                          (t.type == dtype::f64 && std::is_same<T, double>::value);
+        if (same && reinterpret_cast<std::uintptr_t>(t.data) % alignof(T) == 0) {
+            v.data = reinterpret_cast<const T*>(t.data);
+        } else {
+            v.owned = read<T>(canonical, shape);
+            v.data = v.owned.data();
+        }
+        return v;
+    }
+    // Done with a tensor: its file pages may leave memory (see tensor_store::release).
+    void release(const tensor_ref* t) const {
+        if (t) store_.release(*t);
     }
 
     // An I8 tensor's values, after checking presence and shape.
@@ -207,26 +237,26 @@ struct linear {
             }
             return;
         }
-        std::vector<T> weight;
-        for (const auto& n : s.names) {
-            const std::vector<T> part = src.read<T>(n + ".weight", shape);
-            weight.insert(weight.end(), part.begin(), part.end());
-        }
         mode = std::is_same<T, float>::value ? want : precision::f32;
-        if constexpr (std::is_same<T, float>::value) {
+        std::vector<typename weight_source::template view<T>> views;
+        for (const auto& n : s.names) views.push_back(src.read_view<T>(n + ".weight", shape));
+        const index_t out = s.out, in = s.in;
+        auto row = [&views, out, in](index_t j) { return views[std::size_t(j / out)].data + (j % out) * in; };
+        if (mode == precision::f32) {
+            w = packed_linear<T>(row, rows, in);
+        } else if constexpr (std::is_same<T, float>::value) {
+            std::vector<float> weight(std::size_t(rows * in));
+            for (index_t j = 0; j < rows; ++j) std::copy(row(j), row(j) + in, weight.data() + j * in);
             if (mode == precision::bf16) {
-                w_bf16 = packed_linear_bf16(weight.data(), rows, s.in);
-                return;
-            }
-            if (mode == precision::int8) {  // quantized at load, as vit-convert would
+                w_bf16 = packed_linear_bf16(weight.data(), rows, in);
+            } else {  // int8, quantized at load as vit-convert would
                 std::vector<std::int8_t> w8;
                 std::vector<float> scales;
-                packed_linear_int8::quantize(weight.data(), rows, s.in, w8, scales);
-                w_int8 = packed_linear_int8(w8.data(), scales.data(), rows, s.in);
-                return;
+                packed_linear_int8::quantize(weight.data(), rows, in, w8, scales);
+                w_int8 = packed_linear_int8(w8.data(), scales.data(), rows, in);
             }
         }
-        w = packed_linear<T>(weight.data(), rows, s.in);
+        for (const auto& v : views) src.release(v.source);
     }
 
     // y[m, out] = act(x[m, in] * W^T + b) (+ residual, which may be y itself)

@@ -221,7 +221,9 @@ inline tensor_store read_pytorch_checkpoint(const std::string& path, const pickl
     auto file = std::make_shared<mapped_file>(path);
     const unsigned char* p = file->data();
     const std::size_t n = file->size();
-    return read_pytorch_checkpoint(std::move(file), p, n, path, limits);
+    tensor_store store = read_pytorch_checkpoint(std::move(file), p, n, path, limits);
+    store.add_mapped_range(p, n);
+    return store;
 }
 
 }  // namespace vit::detail

@@ -160,7 +160,9 @@ inline tensor_store read_safetensors(const std::string& path, const safetensors_
     auto file = std::make_shared<mapped_file>(path);
     const unsigned char* p = file->data();
     const std::size_t n = file->size();
-    return parse_safetensors(std::move(file), p, n, path, limits);
+    tensor_store store = parse_safetensors(std::move(file), p, n, path, limits);
+    store.add_mapped_range(p, n);
+    return store;
 }
 
 // One tensor to write: raw little-endian bytes of `shape` in `type`.

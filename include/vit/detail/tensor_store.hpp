@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include <sys/mman.h>
+
 #include "../error.hpp"
 
 namespace vit::detail {
@@ -157,6 +159,22 @@ public:
             throw error(file + ": tensor '" + name + "' appears twice (also in " + it->second.file + ")");
         tensors_.emplace(name, entry{std::move(t), file});
     }
+    // Registers memory that is a read-only file mapping: release() may drop
+    // its pages, which the kernel reads back from the file if touched again.
+    void add_mapped_range(const unsigned char* p, std::size_t n) { mapped_.push_back({p, n}); }
+    // The loader is done with `t` (its weights are packed elsewhere): drop its
+    // file pages from this process's memory, so that a model's peak memory
+    // is its packed weights rather than those plus the whole file.
+    void release(const tensor_ref& t) const {
+        for (const auto& r : mapped_) {
+            if (t.data < r.first || t.data + t.nbytes > r.first + r.second) continue;
+            const std::uintptr_t page = 4096;
+            const std::uintptr_t b = (reinterpret_cast<std::uintptr_t>(t.data) + page - 1) / page * page;
+            const std::uintptr_t e = (reinterpret_cast<std::uintptr_t>(t.data) + t.nbytes) / page * page;
+            if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+            return;
+        }
+    }
     // Keeps `owner` (a mapping, a decoded buffer) alive as long as the store.
     void keep(std::shared_ptr<const void> owner) { owners_.push_back(std::move(owner)); }
     // Adopts a buffer and returns where its bytes now live.
@@ -170,6 +188,7 @@ public:
     void merge(tensor_store&& other) {
         for (auto& kv : other.tensors_) add(kv.first, std::move(kv.second.tensor), kv.second.file);
         for (auto& o : other.owners_) owners_.push_back(std::move(o));
+        mapped_.insert(mapped_.end(), other.mapped_.begin(), other.mapped_.end());
         other.tensors_.clear();
         other.owners_.clear();
     }
@@ -185,6 +204,7 @@ public:
 private:
     std::map<std::string, entry> tensors_;
     std::vector<std::shared_ptr<const void>> owners_;
+    std::vector<std::pair<const unsigned char*, std::size_t>> mapped_;
 };
 
 }  // namespace vit::detail
