@@ -718,7 +718,7 @@ TEST_CASE("image: preprocessor_config.json parsing", "[image][config]") {
             {R"({"image_mean": [0.5, 0.5]})", "'image_mean'"},
             {R"({"image_std": [0.5, "x", 0.5]})", "'image_std[1]'"},
             {R"({"image_std": [0.5, 0, 0.5]})", "'image_std'"},
-            {R"({"size": 224,})", "invalid JSON"},
+            {R"({"size": 224,})", "not valid JSON"},
             {R"([1, 2])", "expected a JSON object"},
         };
         int i = 0;

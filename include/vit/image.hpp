@@ -34,6 +34,7 @@
 #include <stb_image.h>
 #include <stb_image_write.h>
 
+#include "config.hpp"
 #include "detail/exif.hpp"
 #include "detail/jpeg.hpp"
 #include "detail/mapped_file.hpp"
@@ -690,14 +691,8 @@ inline preprocess_config load_preprocess_config(const std::string& model_dir) {
         if (ec) throw error(file + ": cannot check for the file: " + ec.message());
         return cfg;
     }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw error(file + ": cannot open");
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-        throw error(file + ": invalid JSON: " + e.what());
-    }
+    // Read as config.json is: a regular file, size- and depth-limited.
+    const nlohmann::json j = detail::read_json_file(file);
     if (!j.is_object()) throw error(file + ": expected a JSON object, got " + j.type_name());
 
     using namespace detail;
