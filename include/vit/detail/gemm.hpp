@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include <Eigen/Core>
 
@@ -82,8 +83,10 @@ public:
         if constexpr (std::is_same_v<T, float>) {
             if (kernel_ == gemm_kernel::avx512) {
                 packed_.reset(static_cast<std::size_t>(avx512::packed_size<avx512::f32_policy>(n, k)));
-                avx512::pack_weights<avx512::f32_policy>(n, k, packed_.data(),
-                                                         [&](std::int64_t j, std::int64_t kk) { return row(j)[kk]; });
+                std::vector<const T*> rows(static_cast<std::size_t>(n));  // row(j) once, not per element
+                for (std::int64_t j = 0; j < n; ++j) rows[std::size_t(j)] = row(j);
+                avx512::pack_weights<avx512::f32_policy>(
+                    n, k, packed_.data(), [&rows](std::int64_t j, std::int64_t kk) { return rows[std::size_t(j)][kk]; });
                 return;
             }
             if (kernel_ == gemm_kernel::avx2) {
