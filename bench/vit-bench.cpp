@@ -8,6 +8,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <sys/resource.h>
@@ -31,8 +32,10 @@ model, and the process's peak resident memory.
                      checkpoint at load; an int8 checkpoint is int8 anyway)
   --reps R           timed calls (default 10)
   --warmup W         untimed calls first (default 2)
+  --profile          also time each stage of the forward pass (layer norms,
+                     projections, attention, MLP, ...) over the timed calls
   --json             one JSON object: median_s_per_image, min/max, load_s,
-                     ready_s, peak_rss_mb, ...
+                     ready_s, peak_rss_mb, ... (and "profile" with --profile)
 )";
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
@@ -65,7 +68,7 @@ double peak_rss_mb() {
 int main(int argc, char** argv) {
     std::string dir, dtype = "f32";
     int batch = 1, threads = 2, reps = 10, warmup = 2;
-    bool json = false;
+    bool json = false, profile = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto next = [&]() -> std::string {
@@ -83,6 +86,7 @@ int main(int argc, char** argv) {
             else if (a == "--reps") reps = std::stoi(next());
             else if (a == "--warmup") warmup = std::stoi(next());
             else if (a == "--json") json = true;
+            else if (a == "--profile") profile = true;
             else if (a == "--help" || a == "-h") {
                 std::cout << usage;
                 return 0;
@@ -118,9 +122,12 @@ int main(int argc, char** argv) {
         vit::workspace<float> ws(threads);
         for (int i = 0; i < warmup; ++i) m.forward(px, {}, &ws);
         std::vector<double> per_image;
+        vit::profile prof;
+        vit::forward_options fo;
+        if (profile) fo.profile = &prof;
         for (int i = 0; i < reps; ++i) {
             const double s = now();
-            const auto out = m.forward(px, {}, &ws);
+            const auto out = m.forward(px, fo, &ws);
             per_image.push_back((now() - s) / batch);
         }
         std::sort(per_image.begin(), per_image.end());
@@ -137,6 +144,18 @@ int main(int argc, char** argv) {
                             {"load_s", load_s},
                             {"ready_s", ready_s},
                             {"peak_rss_mb", peak_rss_mb()}};
+        // Per image, averaged over the timed calls.
+        const std::pair<const char*, double> stages[] = {
+            {"embeddings", prof.embeddings},   {"layer_norm", prof.layer_norm},
+            {"qkv", prof.qkv},                 {"attention", prof.attention},
+            {"attention_output", prof.attention_output}, {"mlp_up", prof.mlp_up},
+            {"mlp_down", prof.mlp_down},       {"head", prof.head}};
+        const double per = 1.0 / (double(reps) * batch);
+        if (profile) {
+            nlohmann::json pj;
+            for (const auto& [name, sec] : stages) pj[name] = sec * per;
+            j["profile"] = pj;
+        }
         if (json) {
             std::cout << j.dump() << "\n";
         } else {
@@ -144,6 +163,12 @@ int main(int argc, char** argv) {
                         dir.c_str(), dtype.c_str(), batch, threads, median, per_image.front(), per_image.back(), reps,
                         1.0 / median);
             std::printf("load %.3f s (process start to loaded model %.3f s), peak RSS %.0f MB\n", load_s, ready_s, peak_rss_mb());
+            if (profile) {
+                std::printf("%-18s %10s %7s\n", "stage", "ms/image", "share");
+                for (const auto& [name, sec] : stages)
+                    std::printf("%-18s %10.2f %6.1f%%\n", name, 1e3 * sec * per, 100.0 * sec / prof.total());
+                std::printf("%-18s %10.2f\n", "total", 1e3 * prof.total() * per);
+            }
         }
     } catch (const vit::error& e) {
         std::cerr << "vit-bench: " << e.what() << "\n";

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -13,6 +14,7 @@
 #include <Eigen/Core>
 
 #include "config.hpp"
+#include "detail/attention.hpp"
 #include "detail/checkpoint.hpp"
 #include "detail/gemm.hpp"
 #include "detail/layers.hpp"
@@ -65,10 +67,49 @@ struct load_options {
     int threads = 0;                      // for packing the weights; 0: every core
 };
 
+// Wall-clock seconds per stage of the forward pass, added up over the calls
+// given the same profile (forward_options::profile). For finding where time
+// goes; costs a clock read per stage.
+struct profile {
+    double embeddings = 0;        // patch projection, CLS, position embeddings
+    double layer_norm = 0;        // the 2 per layer and the final one
+    double qkv = 0;               // query/key/value projections
+    double attention = 0;         // softmax(q k^T / sqrt(d)) v, all heads
+    double attention_output = 0;  // attention.output.dense + residual
+    double mlp_up = 0;            // intermediate.dense + activation
+    double mlp_down = 0;          // output.dense + residual
+    double head = 0;              // CLS extraction, classifier or pooler, outputs
+    int calls = 0;
+    double total() const {
+        return embeddings + layer_norm + qkv + attention + attention_output + mlp_up + mlp_down + head;
+    }
+};
+
 struct forward_options {
     bool output_hidden_states = false;  // fill output::hidden_states
     bool output_attentions = false;     // fill output::attentions
+    vit::profile* profile = nullptr;    // add per-stage timings here
 };
+
+namespace detail {
+// Charges the time since the previous lap to one field of a profile.
+class stage_clock {
+public:
+    explicit stage_clock(vit::profile* p) : p_(p) {
+        if (p_) last_ = std::chrono::steady_clock::now();
+    }
+    void lap(double vit::profile::*field) {
+        if (!p_) return;
+        const auto now = std::chrono::steady_clock::now();
+        p_->*field += std::chrono::duration<double>(now - last_).count();
+        last_ = now;
+    }
+
+private:
+    vit::profile* p_;
+    std::chrono::steady_clock::time_point last_;
+};
+}  // namespace detail
 
 // What one forward call returns. Rows of the per-token matrices are image-major:
 // row b * tokens + t is token t (0 = CLS) of image b.
@@ -206,6 +247,8 @@ public:
                     std::copy(row, row + P, dst + (c * P + i) * P);
                 }
         });
+        detail::stage_clock clock(opt.profile);
+        if (opt.profile) ++opt.profile->calls;
         const T* pos = position_embeddings(gh, gw, px.height == px.width, w);  // [Tk, H]
         for (index_t b = 0; b < B; ++b) {
             // projection.weight [H, C*P*P] · patch + bias -> rows 1..G of image b
@@ -214,47 +257,35 @@ public:
             for (index_t i = 0; i < Tk * H; ++i) x[b * Tk * H + i] += pos[i];
         }
         if (opt.output_hidden_states) out.hidden_states.push_back(Eigen::Map<matrix<T>>(x, rows, H));
+        clock.lap(&profile::embeddings);
 
         const detail::activation act = config_.act == hidden_act::gelu        ? detail::activation::gelu_erf
                                        : config_.act == hidden_act::gelu_tanh ? detail::activation::gelu_tanh
                                                                                : detail::activation::relu;
-        const T scale = T(1) / std::sqrt(T(d));
         T *ln = w.ln.data(), *qkv = w.qkv.data(), *ctx = w.ctx.data(), *mlp = w.mlp.data(), *probs = w.probs.data();
         for (const encoder_layer& L : layers_) {
             // x = x + o_proj(attention(layernorm_before(x)))
             L.ln_before.run(x, ln, rows, pool);
+            clock.lap(&profile::layer_norm);
             L.qkv.run(ln, rows, H, qkv, 3 * H, pool);  // [rows, 3H]: q | k | v
-            pool.parallel_for(B * heads, [&](index_t bh) {
-                using stride = Eigen::OuterStride<>;
-                const index_t b = bh / heads, h = bh % heads;
-                const T* base = qkv + b * Tk * 3 * H + h * d;
-                Eigen::Map<const matrix<T>, 0, stride> q(base, Tk, d, stride(3 * H));
-                Eigen::Map<const matrix<T>, 0, stride> k(base + H, Tk, d, stride(3 * H));
-                Eigen::Map<const matrix<T>, 0, stride> v(base + 2 * H, Tk, d, stride(3 * H));
-                Eigen::Map<matrix<T>> p(probs + bh * Tk * Tk, Tk, Tk);  // softmax(q k^T / sqrt(d))
-                p.noalias() = q * k.transpose();
-                for (index_t r = 0; r < Tk; ++r) {
-                    T* pr = p.row(r).data();
-                    T mx = -INFINITY;
-                    for (index_t c = 0; c < Tk; ++c) mx = std::max(mx, pr[c] * scale);
-                    T sum = 0;
-                    for (index_t c = 0; c < Tk; ++c) sum += (pr[c] = std::exp(pr[c] * scale - mx));
-                    const T inv = T(1) / sum;
-                    for (index_t c = 0; c < Tk; ++c) pr[c] *= inv;
-                }
-                Eigen::Map<matrix<T>, 0, stride> o(ctx + b * Tk * H + h * d, Tk, d, stride(H));
-                o.noalias() = p * v;
-            });
+            clock.lap(&profile::qkv);
+            detail::attention<T>({qkv, probs, ctx, B, heads, Tk, d}, fast_attention_, pool);
             if (opt.output_attentions) out.attentions.push_back(Eigen::Map<matrix<T>>(probs, B * heads * Tk, Tk));
+            clock.lap(&profile::attention);
             L.o_proj.run(ctx, rows, H, x, H, pool, detail::activation::none, x, H);
+            clock.lap(&profile::attention_output);
             // x = x + fc2(act(fc1(layernorm_after(x))))
             L.ln_after.run(x, ln, rows, pool);
+            clock.lap(&profile::layer_norm);
             L.fc1.run(ln, rows, H, mlp, I, pool, act);
+            clock.lap(&profile::mlp_up);
             L.fc2.run(mlp, rows, I, x, H, pool, detail::activation::none, x, H);
             if (opt.output_hidden_states) out.hidden_states.push_back(Eigen::Map<matrix<T>>(x, rows, H));
+            clock.lap(&profile::mlp_down);
         }
 
         final_ln_.run(x, ln, rows, pool);
+        clock.lap(&profile::layer_norm);
         out.last_hidden_state = Eigen::Map<matrix<T>>(ln, rows, H);
         out.cls_embedding.resize(B, H);
         for (index_t b = 0; b < B; ++b) out.cls_embedding.row(b) = out.last_hidden_state.row(b * Tk);
@@ -266,6 +297,7 @@ public:
             pooler_.run(out.cls_embedding.data(), B, H, out.pooler_output.data(), H, pool);
             out.pooler_output = out.pooler_output.array().tanh().matrix();
         }
+        clock.lap(&profile::head);
         return out;
     }
 
@@ -360,6 +392,7 @@ private:
     detail::linear<T> classifier_;   // [labels, H]
     detail::linear<T> pooler_;       // [H, H]
     bool has_pooler_ = false;
+    bool fast_attention_ = detail::attention_fast_available<T>();  // fused AVX-512 attention
 };
 
 using model = basic_model<float>;

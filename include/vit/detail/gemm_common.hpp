@@ -145,7 +145,7 @@ private:
 // are live at the same time.
 inline void* thread_scratch(int slot, std::size_t bytes) {
     struct buffers {
-        aligned_array<unsigned char> b[5];
+        aligned_array<unsigned char> b[6];
     };
     static thread_local buffers tl;
     auto& buf = tl.b[slot];

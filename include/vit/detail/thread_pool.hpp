@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -16,6 +17,12 @@ namespace vit::detail {
 // Runs parallel_for bodies on `threads - 1` workers plus the calling thread.
 // One parallel_for at a time per pool: each concurrent caller of a model uses
 // its own pool (it lives in the caller's workspace), so pools never contend.
+//
+// A forward pass is ~170 short parallel regions; waking a sleeping thread
+// takes tens of microseconds on a VM, and every region waits for its slowest
+// thread. So workers (and the caller, waiting for them) spin for a short
+// while before sleeping: back-to-back regions never sleep, an idle pool
+// sleeps after `spin_time`.
 class thread_pool {
 public:
     explicit thread_pool(int threads = 1) : size_(std::max(1, threads)) {
@@ -49,14 +56,17 @@ public:
             body_ = &body;
             count_ = n;
             next_.store(0);
-            pending_ = static_cast<int>(workers_.size());
+            pending_.store(static_cast<int>(workers_.size()));
             failure_ = nullptr;
-            ++generation_;
+            generation_.fetch_add(1, std::memory_order_release);
         }
         wake_.notify_all();
         run_items();
-        std::unique_lock<std::mutex> lock(mutex_);
-        done_.wait(lock, [this] { return pending_ == 0; });
+        if (!spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; })) {
+            std::unique_lock<std::mutex> lock(mutex_);
+            done_.wait(lock, [this] { return pending_.load() == 0; });
+        }
+        std::lock_guard<std::mutex> lock(mutex_);
         body_ = nullptr;
         if (failure_) std::rethrow_exception(failure_);
     }
@@ -75,19 +85,38 @@ private:
             }
         }
     }
+    // Polls `ready` for up to spin_time; true if it became true.
+    template <class Pred>
+    static bool spin_until(Pred ready) {
+        const auto start = std::chrono::steady_clock::now();
+        for (;;) {
+            for (int i = 0; i < 64; ++i) {
+                if (ready()) return true;
+                pause();
+            }
+            if (std::chrono::steady_clock::now() - start > spin_time) return false;
+        }
+    }
+    static void pause() {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+        __builtin_ia32_pause();
+#endif
+    }
     void work() {
         std::uint64_t seen = 0;
         for (;;) {
+            spin_until([&] { return generation_.load(std::memory_order_acquire) != seen || stop_.load(); });
             {
                 std::unique_lock<std::mutex> lock(mutex_);
-                wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+                wake_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
                 if (stop_) return;
-                seen = generation_;
+                seen = generation_.load();
             }
             run_items();
-            {
+            if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+                // Under the lock: the caller may be between its check and its wait.
                 std::lock_guard<std::mutex> lock(mutex_);
-                if (--pending_ == 0) done_.notify_one();
+                done_.notify_one();
             }
         }
     }
@@ -96,12 +125,13 @@ private:
     std::vector<std::thread> workers_;
     std::mutex mutex_;
     std::condition_variable wake_, done_;
-    bool stop_ = false;
-    std::uint64_t generation_ = 0;
+    static constexpr std::chrono::microseconds spin_time{200};
+    std::atomic<bool> stop_{false};
+    std::atomic<std::uint64_t> generation_{0};
     std::function<void(std::int64_t)>* body_ = nullptr;
     std::int64_t count_ = 0;
     std::atomic<std::int64_t> next_{0};
-    int pending_ = 0;
+    std::atomic<int> pending_{0};
     std::exception_ptr failure_;
 };
 

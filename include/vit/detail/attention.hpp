@@ -1,0 +1,207 @@
+// Multi-head self-attention over the stacked q | k | v projections:
+// probs = softmax(q k^T / sqrt(d)), ctx = probs v, per image and head.
+//
+// Two implementations with one interface: a fused AVX-512 one (scores, softmax
+// and the weighted sum per block of query rows while they are in L1, exp
+// vectorised) and a portable one on Eigen products, which is also the only one
+// for double and the reference the tests compare the fused one with.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+#include <Eigen/Core>
+
+#include "gemm_avx512.hpp"
+#include "gemm_common.hpp"
+#include "thread_pool.hpp"
+
+namespace vit::detail {
+
+// Where one forward pass keeps the attention's operands.
+// qkv: [batch * tokens, 3 * heads * d], row = image-major token, columns
+// q | k | v, each head's d columns contiguous (the stacked projection's output).
+// probs: [batch * heads * tokens, tokens] (written; returned on request).
+// ctx: [batch * tokens, heads * d], heads side by side as transformers
+// concatenates them before the output projection.
+template <class T>
+struct attention_args {
+    const T* qkv;
+    T* probs;
+    T* ctx;
+    std::int64_t batch, heads, tokens, d;
+};
+
+template <class T>
+void attention_head_portable(const attention_args<T>& a, std::int64_t b, std::int64_t h) {
+    using stride = Eigen::OuterStride<>;
+    using matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    const std::int64_t H = a.heads * a.d, n = a.tokens;
+    const T scale = T(1) / std::sqrt(T(a.d));
+    const T* base = a.qkv + b * n * 3 * H + h * a.d;
+    Eigen::Map<const matrix, 0, stride> q(base, n, a.d, stride(3 * H));
+    Eigen::Map<const matrix, 0, stride> k(base + H, n, a.d, stride(3 * H));
+    Eigen::Map<const matrix, 0, stride> v(base + 2 * H, n, a.d, stride(3 * H));
+    Eigen::Map<matrix> p(a.probs + (b * a.heads + h) * n * n, n, n);
+    p.noalias() = q * k.transpose();
+    for (std::int64_t r = 0; r < n; ++r) {
+        T* pr = p.row(r).data();
+        T mx = -std::numeric_limits<T>::infinity();
+        for (std::int64_t c = 0; c < n; ++c) mx = std::max(mx, pr[c] * scale);
+        T sum = 0;
+        for (std::int64_t c = 0; c < n; ++c) sum += (pr[c] = std::exp(pr[c] * scale - mx));
+        const T inv = T(1) / sum;
+        for (std::int64_t c = 0; c < n; ++c) pr[c] *= inv;
+    }
+    Eigen::Map<matrix, 0, stride> o(a.ctx + b * n * H + h * a.d, n, a.d, stride(H));
+    o.noalias() = p * v;
+}
+
+#ifdef VIT_GEMM_X86
+namespace avx512 {
+
+// c[i][0:32] = sum_k a[i * lda + k] * b[k * ldb + 0:32] for R rows; m0 / m1
+// mask the two 16-column halves of b's rows and of the stores.
+template <int R>
+VIT_AVX512 void rows_times_32(std::int64_t kn, const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
+                              float* c, std::int64_t ldc, __mmask16 m0, __mmask16 m1) {
+    __m512 c0[R], c1[R];
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+    for (std::int64_t k = 0; k < kn; ++k) {
+        const __m512 b0 = _mm512_maskz_loadu_ps(m0, b + k * ldb);
+        const __m512 b1 = _mm512_maskz_loadu_ps(m1, b + k * ldb + 16);
+#pragma GCC unroll 16
+        for (int i = 0; i < R; ++i) {
+            const __m512 ai = _mm512_set1_ps(a[i * lda + k]);
+            c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+        _mm512_mask_storeu_ps(c + i * ldc, m0, c0[i]);
+        _mm512_mask_storeu_ps(c + i * ldc + 16, m1, c1[i]);
+    }
+}
+
+constexpr int attention_rows = 12;  // query rows per block: 24 accumulators
+
+inline void rows_times_32_any(int rows, std::int64_t kn, const float* a, std::int64_t lda, const float* b,
+                              std::int64_t ldb, float* c, std::int64_t ldc, __mmask16 m0, __mmask16 m1) {
+    using fn = void (*)(std::int64_t, const float*, std::int64_t, const float*, std::int64_t, float*, std::int64_t,
+                        __mmask16, __mmask16);
+    static constexpr fn table[] = {nullptr,           rows_times_32<1>, rows_times_32<2>,  rows_times_32<3>,
+                                   rows_times_32<4>,  rows_times_32<5>, rows_times_32<6>,  rows_times_32<7>,
+                                   rows_times_32<8>,  rows_times_32<9>, rows_times_32<10>, rows_times_32<11>,
+                                   rows_times_32<12>};
+    static_assert(sizeof(table) / sizeof(table[0]) == attention_rows + 1, "one kernel per row count");
+    table[rows](kn, a, lda, b, ldb, c, ldc, m0, m1);
+}
+
+inline __mmask16 lanes(std::int64_t count) {
+    return count >= 16 ? __mmask16(0xffff) : count <= 0 ? __mmask16(0) : __mmask16((1u << count) - 1);
+}
+
+// Horizontal max (Max) or sum of the 16 lanes. The zero-masked shuffles with
+// a full mask avoid GCC 12's -Wuninitialized on the unmasked forms.
+template <bool Max>
+VIT_AVX512_INLINE __m512 combine_ps(__m512 p, __m512 q) {
+    if constexpr (Max) return max_ps(p, q);
+    else return _mm512_add_ps(p, q);
+}
+template <bool Max>
+VIT_AVX512_INLINE float reduce_ps(__m512 x) {
+    constexpr auto op = combine_ps<Max>;
+    x = op(x, _mm512_maskz_shuffle_f32x4(__mmask16(0xffff), x, x, _MM_SHUFFLE(1, 0, 3, 2)));
+    x = op(x, _mm512_maskz_shuffle_f32x4(__mmask16(0xffff), x, x, _MM_SHUFFLE(2, 3, 0, 1)));
+    x = op(x, _mm512_maskz_permute_ps(__mmask16(0xffff), x, _MM_SHUFFLE(1, 0, 3, 2)));
+    x = op(x, _mm512_maskz_permute_ps(__mmask16(0xffff), x, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm512_cvtss_f32(x);
+}
+
+// probs[i][0:n] = softmax(s[i][0:n]), s padded to whole vectors.
+VIT_AVX512 inline void softmax_row(const float* s, std::int64_t n, float* probs) {
+    const std::int64_t full = n / 16;
+    const __mmask16 tail = lanes(n % 16);
+    __m512 mx = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    for (std::int64_t v = 0; v < full; ++v) mx = max_ps(mx, _mm512_loadu_ps(s + 16 * v));
+    if (tail) mx = _mm512_mask_max_ps(mx, tail, mx, _mm512_maskz_loadu_ps(tail, s + 16 * full));
+    const __m512 m = _mm512_set1_ps(reduce_ps<true>(mx));
+    __m512 sum = _mm512_setzero_ps();
+    for (std::int64_t v = 0; v < full; ++v) {
+        const __m512 e = exp_ps(_mm512_sub_ps(_mm512_loadu_ps(s + 16 * v), m), _mm512_setzero_ps());
+        _mm512_storeu_ps(probs + 16 * v, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    if (tail) {
+        const __m512 e = exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, s + 16 * full), m), _mm512_setzero_ps());
+        _mm512_mask_storeu_ps(probs + 16 * full, tail, e);
+        sum = _mm512_mask_add_ps(sum, tail, sum, e);
+    }
+    const __m512 inv = _mm512_set1_ps(1.f / reduce_ps<false>(sum));
+    for (std::int64_t v = 0; v < full; ++v)
+        _mm512_storeu_ps(probs + 16 * v, _mm512_mul_ps(_mm512_loadu_ps(probs + 16 * v), inv));
+    if (tail)
+        _mm512_mask_storeu_ps(probs + 16 * full, tail,
+                              _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, probs + 16 * full), inv));
+}
+
+VIT_AVX512 inline void attention_head(const attention_args<float>& a, std::int64_t b, std::int64_t h) {
+    const std::int64_t H = a.heads * a.d, n = a.tokens, d = a.d, ld = 3 * H;
+    const std::int64_t np = (n + 31) / 32 * 32;  // keys padded to the 32-wide blocks
+    const float scale = 1.f / std::sqrt(float(a.d));
+    const float* q = a.qkv + b * n * ld + h * d;
+    const float* k = q + H;
+    const float* v = q + 2 * H;
+    float* probs = a.probs + (b * a.heads + h) * n * n;
+    float* ctx = a.ctx + b * n * H + h * d;
+
+    // kt = k^T * scale [d][np], zero past n; scores = q kt is then the plain
+    // product (the scale is 1/8 for d = 64, so scaling k first is exact there).
+    float* kt = static_cast<float*>(thread_scratch(5, sizeof(float) * (d + attention_rows) * np));
+    float* s = kt + d * np;  // one row block's scores [attention_rows][np]
+    for (std::int64_t c = 0; c < d; ++c) std::fill(kt + c * np + n, kt + (c + 1) * np, 0.f);
+    for (std::int64_t j = 0; j < n; ++j)
+        for (std::int64_t c = 0; c < d; ++c) kt[c * np + j] = k[j * ld + c] * scale;
+
+    for (std::int64_t i0 = 0; i0 < n; i0 += attention_rows) {
+        const int rows = static_cast<int>(std::min<std::int64_t>(attention_rows, n - i0));
+        for (std::int64_t j0 = 0; j0 < np; j0 += 32)
+            rows_times_32_any(rows, d, q + i0 * ld, ld, kt + j0, np, s + j0, np, 0xffff, 0xffff);
+        for (int i = 0; i < rows; ++i) softmax_row(s + i * np, n, probs + (i0 + i) * n);
+        for (std::int64_t c0 = 0; c0 < d; c0 += 32)
+            rows_times_32_any(rows, n, probs + i0 * n, n, v + c0, ld, ctx + i0 * H + c0, H, lanes(d - c0),
+                              lanes(d - c0 - 16));
+    }
+}
+
+}  // namespace avx512
+#endif
+
+// All images and heads, spread over the pool; `fast` picks the fused kernel
+// (float on an AVX-512 CPU), otherwise the portable one runs.
+template <class T>
+void attention(const attention_args<T>& a, bool fast, thread_pool& pool) {
+    pool.parallel_for(a.batch * a.heads, [&](std::int64_t bh) {
+        const std::int64_t b = bh / a.heads, h = bh % a.heads;
+#ifdef VIT_GEMM_X86
+        if constexpr (std::is_same_v<T, float>) {
+            if (fast) return avx512::attention_head(a, b, h);
+        }
+#endif
+        (void)fast;
+        attention_head_portable(a, b, h);
+    });
+}
+
+// Whether attention(..., fast = true, ...) can use the fused kernel here.
+template <class T>
+bool attention_fast_available() {
+    return std::is_same_v<T, float> && cpu_has_avx512();
+}
+
+}  // namespace vit::detail
