@@ -14,9 +14,6 @@
 #define VIT_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,bmi,bmi2")))
 #define VIT_AVX512_INLINE VIT_AVX512 inline __attribute__((always_inline))
 
-#ifndef VIT_AST
-#define VIT_AST 256
-#endif
 namespace vit::detail::avx512 {
 
 // ---------------------------------------------------------------------------
@@ -253,14 +250,14 @@ VIT_AVX512 void run_panels(const float* a, std::int64_t m, std::int64_t lda, con
     const std::int64_t kblocks = (k + P::kc - 1) / P::kc;
     // The row block's activations, all k-blocks ([kb][rows][KC]), packed once
     // and reused by every column chunk.
-    a_t* ap = static_cast<a_t*>(thread_scratch(0, sizeof(a_t) * P::mc * P::a_stride * kblocks));
+    a_t* ap = static_cast<a_t*>(thread_scratch(0, sizeof(a_t) * P::mc * P::kc * kblocks));
     for (std::int64_t mb = 0; mb < mblocks; ++mb) {
         const std::int64_t r0 = even_split(m, mblocks, mb), rows = even_split(m, mblocks, mb + 1) - r0;
         const std::int64_t tiles = (rows + P::mr - 1) / P::mr;
         for (std::int64_t kb = 0; kb < kblocks; ++kb) {
             const std::int64_t k0 = kb * P::kc;
             P::pack_a(a + r0 * lda + k0, lda, rows, static_cast<int>(std::min<std::int64_t>(P::kc, k - k0)),
-                      ap + kb * rows * P::a_stride);
+                      ap + kb * rows * P::kc);
         }
         // Column chunks small enough that their output rows stay in L2
         // across the k-blocks (each k-block reloads and stores them).
@@ -270,7 +267,7 @@ VIT_AVX512 void run_panels(const float* a, std::int64_t m, std::int64_t lda, con
                 const std::int64_t k0 = kb * P::kc;
                 const int kc = static_cast<int>(std::min<std::int64_t>(P::kc, k - k0));
                 const bool first = kb == 0, last = kb + 1 == kblocks;
-                const a_t* apk = ap + kb * rows * P::a_stride;
+                const a_t* apk = ap + kb * rows * P::kc;
                 for (std::int64_t p = q0; p < q1; ++p) {
                     const std::int64_t j0 = p * 32;
                     const int width = static_cast<int>(std::min<std::int64_t>(32, n - j0));
@@ -310,7 +307,7 @@ VIT_AVX512 void run_panels(const float* a, std::int64_t m, std::int64_t lda, con
                             pf.c = c + r0 * ldc + np * 32;
                             pf.c_rows = static_cast<int>(even_split(rows, tiles, 1));
                         }
-                        P::tile_for(static_cast<int>(tr))(kc, apk + i0 * P::a_stride, bp, ct, ldc, !first || seed_with_c,
+                        P::tile_for(static_cast<int>(tr))(kc, apk + i0 * P::kc, bp, ct, ldc, !first || seed_with_c,
                                                           m0, m1, pf);
                         if (last) {
                             const int vecs = (width + 15) / 16;
@@ -340,16 +337,13 @@ struct f32_policy {
     static constexpr int kstep = 1;
     static constexpr int mr = 14;
     static constexpr int kc = 256;  // B micro-panel kc x 32 floats = 32 KiB: stays in L1 across row tiles
-    // Row stride of packed A: not a multiple of 4 KiB / 16, so a tile's rows
-    // fall in different L1 sets instead of competing for the B panel's ways.
-    static constexpr int a_stride = VIT_AST;
     static constexpr int mc = 192;  // A k-block mc x kc floats = 192 KiB: stays in L2 across panels
     static constexpr int chunk_panels = 16;  // output rows of a chunk: mc x 512 floats = 384 KiB
     using tile_fn = void (*)(int, const float*, const float*, float*, std::int64_t, bool, __mmask16, __mmask16,
                              const tile_prefetch&);
 
     static void pack_a(const float* a, std::int64_t lda, std::int64_t rows, int kc_, float* dst) {
-        for (std::int64_t i = 0; i < rows; ++i) std::memcpy(dst + i * a_stride, a + i * lda, sizeof(float) * kc_);
+        for (std::int64_t i = 0; i < rows; ++i) std::memcpy(dst + i * kc, a + i * lda, sizeof(float) * kc_);
     }
     static tile_fn tile_for(int rows) {
         static constexpr tile_fn table[] = {nullptr,      f32_tile<1>,  f32_tile<2>,  f32_tile<3>,  f32_tile<4>,
@@ -363,7 +357,7 @@ struct f32_policy {
 template <int MR>
 VIT_AVX512 void f32_tile(int kc, const float* a, const float* b, float* c, std::int64_t ldc, bool load_c,
                          __mmask16 m0, __mmask16 m1, const tile_prefetch& pf) {
-    constexpr int KC = f32_policy::a_stride;
+    constexpr int KC = f32_policy::kc;
     prefetch_c(pf, ldc);
     // Each k-block sums into fresh accumulators and is then added to C: two
     // levels of summation (kc terms, then k / kc blocks) instead of one chain

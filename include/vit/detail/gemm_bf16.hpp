@@ -43,7 +43,6 @@ struct bf16_policy {
     static constexpr int kstep = 2;
     static constexpr int mr = 14;
     static constexpr int kc = 512;  // B micro-panel 512 x 32 bf16 = 32 KiB (L1)
-    static constexpr int a_stride = kc;
     static constexpr int mc = 192;  // A k-block 192 x 512 bf16 = 192 KiB (L2)
     static constexpr int chunk_panels = 16;
     using tile_fn = void (*)(int, const std::uint16_t*, const std::uint16_t*, float*, std::int64_t, bool, __mmask16,
