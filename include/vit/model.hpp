@@ -222,24 +222,54 @@ public:
         workspace<T>& w = ws ? *ws : local;
         check_input(px);
         using detail::index_t;
-        const index_t B = px.batch, H = config_.hidden_size, I = config_.intermediate_size;
+        const index_t B = px.batch, H = config_.hidden_size, heads = config_.num_attention_heads;
+        const index_t Tk = index_t(px.height / config_.patch_size) * (px.width / config_.patch_size) + 1;
+        output<T> out;
+        out.batch = px.batch;
+        out.tokens = static_cast<int>(Tk);
+        out.last_hidden_state.resize(B * Tk, H);
+        out.cls_embedding.resize(B, H);
+        if (config_.arch == architecture::image_classification) out.logits.resize(B, config_.num_labels());
+        else if (has_pooler_) out.pooler_output.resize(B, H);
+        if (opt.output_hidden_states) out.hidden_states.assign(layers_.size() + 1, matrix<T>(B * Tk, H));
+        if (opt.output_attentions) out.attentions.assign(layers_.size(), matrix<T>(B * heads * Tk, Tk));
+        if (opt.profile) ++opt.profile->calls;
+        // A batch runs as groups of images of about group_rows tokens each:
+        // the products already stream the weights once per block of that many
+        // rows, and a group's activations stay in the caches, while a whole
+        // batch's (8 images: ~50 MB per layer) would go through DRAM.
+        const index_t group = std::max<index_t>(1, group_rows / Tk);
+        for (index_t b0 = 0; b0 < B; b0 += group) run_group(px, b0, std::min(group, B - b0), opt, w, out);
+        return out;
+    }
+
+private:
+    static constexpr detail::index_t group_rows = 320;
+
+    // Images b0 .. b0 + B - 1 of px through the whole model, into their rows
+    // of out (sized by forward).
+    void run_group(const pixel_values<T>& px, detail::index_t b0, detail::index_t B, const forward_options& opt,
+                   workspace<T>& w, output<T>& out) const {
+        using detail::index_t;
+        const index_t H = config_.hidden_size, I = config_.intermediate_size;
         const index_t heads = config_.num_attention_heads, d = config_.head_dim(), P = config_.patch_size;
         const index_t gh = px.height / P, gw = px.width / P, G = gh * gw, Tk = G + 1, rows = B * Tk;
         const index_t C = config_.num_channels;
         w.reserve(rows, H, I, B * heads * Tk * Tk, B * G * C * P * P);
         detail::thread_pool& pool = w.pool_;
-
-        output<T> out;
-        out.batch = px.batch;
-        out.tokens = static_cast<int>(Tk);
+        detail::stage_clock clock(opt.profile);
         T* x = w.x.data();  // the residual stream [rows, H]
+        // This group's rows of a per-token output matrix.
+        auto keep = [&](matrix<T>& dst, const T* src, index_t row0, index_t n) {
+            dst.middleRows(row0, n) = Eigen::Map<const matrix<T>>(src, n, dst.cols());
+        };
 
         // Embeddings: conv(kernel = stride = P) as a product over flattened
         // patches [C, P, P], then CLS first, then position embeddings.
         T* patches = w.patches_buf.data();  // [B * G, C * P * P]
         pool.parallel_for(B * G, [&](index_t bp) {
             const index_t b = bp / G, py = (bp % G) / gw, pxi = (bp % G) % gw;
-            const T* img = px.image(int(b));
+            const T* img = px.image(int(b0 + b));
             T* dst = patches + bp * C * P * P;
             for (index_t c = 0; c < C; ++c)
                 for (index_t i = 0; i < P; ++i) {
@@ -247,8 +277,6 @@ public:
                     std::copy(row, row + P, dst + (c * P + i) * P);
                 }
         });
-        detail::stage_clock clock(opt.profile);
-        if (opt.profile) ++opt.profile->calls;
         const T* pos = position_embeddings(gh, gw, px.height == px.width, w);  // [Tk, H]
         for (index_t b = 0; b < B; ++b) {
             // projection.weight [H, C*P*P] · patch + bias -> rows 1..G of image b
@@ -256,21 +284,22 @@ public:
             std::copy(cls_token_.begin(), cls_token_.end(), x + b * Tk * H);
             for (index_t i = 0; i < Tk * H; ++i) x[b * Tk * H + i] += pos[i];
         }
-        if (opt.output_hidden_states) out.hidden_states.push_back(Eigen::Map<matrix<T>>(x, rows, H));
+        if (opt.output_hidden_states) keep(out.hidden_states[0], x, b0 * Tk, rows);
         clock.lap(&profile::embeddings);
 
         const detail::activation act = config_.act == hidden_act::gelu        ? detail::activation::gelu_erf
                                        : config_.act == hidden_act::gelu_tanh ? detail::activation::gelu_tanh
                                                                                : detail::activation::relu;
         T *ln = w.ln.data(), *qkv = w.qkv.data(), *ctx = w.ctx.data(), *mlp = w.mlp.data(), *probs = w.probs.data();
-        for (const encoder_layer& L : layers_) {
+        for (std::size_t l = 0; l < layers_.size(); ++l) {
+            const encoder_layer& L = layers_[l];
             // x = x + o_proj(attention(layernorm_before(x)))
             L.ln_before.run(x, ln, rows, pool);
             clock.lap(&profile::layer_norm);
             L.qkv.run(ln, rows, H, qkv, 3 * H, pool);  // [rows, 3H]: q | k | v
             clock.lap(&profile::qkv);
             detail::attention<T>({qkv, probs, ctx, B, heads, Tk, d}, fast_attention_, pool);
-            if (opt.output_attentions) out.attentions.push_back(Eigen::Map<matrix<T>>(probs, B * heads * Tk, Tk));
+            if (opt.output_attentions) keep(out.attentions[l], probs, b0 * heads * Tk, B * heads * Tk);
             clock.lap(&profile::attention);
             L.o_proj.run(ctx, rows, H, x, H, pool, detail::activation::none, x, H);
             clock.lap(&profile::attention_output);
@@ -280,28 +309,25 @@ public:
             L.fc1.run(ln, rows, H, mlp, I, pool, act);
             clock.lap(&profile::mlp_up);
             L.fc2.run(mlp, rows, I, x, H, pool, detail::activation::none, x, H);
-            if (opt.output_hidden_states) out.hidden_states.push_back(Eigen::Map<matrix<T>>(x, rows, H));
+            if (opt.output_hidden_states) keep(out.hidden_states[l + 1], x, b0 * Tk, rows);
             clock.lap(&profile::mlp_down);
         }
 
         final_ln_.run(x, ln, rows, pool);
         clock.lap(&profile::layer_norm);
-        out.last_hidden_state = Eigen::Map<matrix<T>>(ln, rows, H);
-        out.cls_embedding.resize(B, H);
-        for (index_t b = 0; b < B; ++b) out.cls_embedding.row(b) = out.last_hidden_state.row(b * Tk);
+        keep(out.last_hidden_state, ln, b0 * Tk, rows);
+        T* cls = w.x.data();  // x is free now: the CLS rows [B, H]
+        for (index_t b = 0; b < B; ++b) std::copy(ln + b * Tk * H, ln + (b * Tk + 1) * H, cls + b * H);
+        keep(out.cls_embedding, cls, b0, B);
         if (config_.arch == architecture::image_classification) {
-            out.logits.resize(B, config_.num_labels());
-            classifier_.run(out.cls_embedding.data(), B, H, out.logits.data(), config_.num_labels(), pool);
+            classifier_.run(cls, B, H, out.logits.row(b0).data(), config_.num_labels(), pool);
         } else if (has_pooler_) {
-            out.pooler_output.resize(B, H);
-            pooler_.run(out.cls_embedding.data(), B, H, out.pooler_output.data(), H, pool);
-            out.pooler_output = out.pooler_output.array().tanh().matrix();
+            pooler_.run(cls, B, H, out.pooler_output.row(b0).data(), H, pool);
+            out.pooler_output.middleRows(b0, B) = out.pooler_output.middleRows(b0, B).array().tanh().matrix();
         }
         clock.lap(&profile::head);
-        return out;
     }
 
-private:
     struct encoder_layer {
         detail::layer_norm<T> ln_before, ln_after;  // [H]
         detail::linear<T> qkv;                      // query|key|value stacked: [3H, H], bias [3H]
