@@ -1,0 +1,378 @@
+// AVX-512 fp32 linear layer computed straight from the weights as stored:
+// W[n][k] row-major (PyTorch's [out, in]), e.g. a tensor of a memory-mapped
+// safetensors file. Nothing is packed at load, so a model can serve its first
+// forwards while the packed layout (gemm_avx512.hpp) is built in the
+// background; and because every output is computed with the packed kernel's
+// exact sequence of float operations, the results are bit-identical to it:
+// outputs do not depend on which kernel happened to serve a call.
+//
+// The sequence to reproduce, per output (i, j): k cut into blocks of
+// f32_policy::kc; within a block acc = fma(a[i][k], w[j][k], acc) from zero,
+// k ascending; after the first block C = acc (or acc + residual when the
+// output is its own residual and the epilogue is linear, run_panels'
+// seed_with_c), after each later block C = acc + C; finally
+// act(C + bias) + residual with epilogue_rows' vector functions. FMA's
+// product is exact, so fma(w, a, acc) == fma(a, w, acc): the operands may
+// swap roles as long as the blocking and the association stay.
+//
+// Roles swapped: the packed kernel broadcasts activations and loads weight
+// vectors, which needs the weights laid out [k][32 columns]. Here the
+// activations, which are small (145 x 1024 floats for an image) and change
+// every call, are transposed once per call into panels At[k][32 rows]; the
+// micro-kernel loads At vectors and broadcasts weights, which it reads along
+// W's rows, as stored. A tile is up to 14 weight rows x 32 activation rows
+// (28 zmm accumulators), the mirror of the packed kernel's 14 x 32: per k
+// step 2 vector loads and 14 broadcasts for 28 FMAs.
+//
+// Accumulators hold columns of C (16 rows of one output column each), so the
+// partial sums live in a transposed scratch Ct[column][row] across k-blocks;
+// the epilogue transposes 16 x 16 blocks back in registers and applies the
+// bias, activation and residual on rows of C, in the same vector functions as
+// epilogue_rows. C itself is written once, at the end, which also makes an
+// aliased residual (residual == c) safe to read in the epilogue without the
+// copy run_panels needs.
+#pragma once
+
+#include "gemm_avx512.hpp"
+#include "thread_pool.hpp"
+
+#ifdef VIT_GEMM_X86
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+namespace vit::detail::avx512 {
+
+struct direct_policy {
+    static constexpr int kc = f32_policy::kc;  // the packed kernel's blocking: part of the result
+    static constexpr int nr = 14;              // weight rows per tile (broadcast operand)
+    static constexpr int mw = 32;              // activation rows per At panel (two zmm)
+    // Output columns per chunk, a multiple of 16 (whole transposed blocks in
+    // the epilogue). Its Ct (chunk x rows floats, 70 KiB at 145 rows) stays
+    // in L2 across the k-blocks.
+    static constexpr int chunk = 112;
+    // Weight rows are copied per k-block (nr x kc floats, 14 KiB) into a
+    // contiguous buffer before the tile sweep over the activation panels
+    // reads them again and again: rows 4 or 16 KiB apart fall into the same
+    // L1 set, and 14 of them (plus the At stream) exceed its 12 ways.
+    static constexpr bool copy_w = true;
+};
+
+// 16 x 16 transpose in registers: r[i] lane j -> r[j] lane i.
+VIT_AVX512_INLINE void transpose16(__m512 r[16]) {
+    // Zero-masked forms with a full mask: GCC 12 warns about the unmasked
+    // ones' undefined source operand.
+    const __mmask16 full = 0xffff;
+    __m512 t[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+        t[2 * i] = _mm512_maskz_unpacklo_ps(full, r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_maskz_unpackhi_ps(full, r[2 * i], r[2 * i + 1]);
+    }
+    // Lane group L of r[4i + q]: column 4L + q of rows 4i .. 4i + 3.
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+        r[4 * i] = _mm512_maskz_shuffle_ps(full, t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm512_maskz_shuffle_ps(full, t[4 * i], t[4 * i + 2], 0xee);
+        r[4 * i + 2] = _mm512_maskz_shuffle_ps(full, t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm512_maskz_shuffle_ps(full, t[4 * i + 1], t[4 * i + 3], 0xee);
+    }
+    // 4 x 4 transpose of 128-bit lane groups among r[q], r[4 + q], r[8 + q], r[12 + q].
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+        const __m512 u0 = _mm512_maskz_shuffle_f32x4(full, r[q], r[4 + q], 0x44);
+        const __m512 u1 = _mm512_maskz_shuffle_f32x4(full, r[q], r[4 + q], 0xee);
+        const __m512 u2 = _mm512_maskz_shuffle_f32x4(full, r[8 + q], r[12 + q], 0x44);
+        const __m512 u3 = _mm512_maskz_shuffle_f32x4(full, r[8 + q], r[12 + q], 0xee);
+        t[q] = _mm512_maskz_shuffle_f32x4(full, u0, u2, 0x88);
+        t[4 + q] = _mm512_maskz_shuffle_f32x4(full, u0, u2, 0xdd);
+        t[8 + q] = _mm512_maskz_shuffle_f32x4(full, u1, u3, 0x88);
+        t[12 + q] = _mm512_maskz_shuffle_f32x4(full, u1, u3, 0xdd);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+// Offset of the At block (k-block starting at k0, panel p): k-blocks
+// outermost, then panels, then the block's [k][32]. A tile reads one panel's
+// block front to back, and the tiles of a weight group sweep the panels in
+// order: one contiguous stream per k-block for the prefetchers.
+inline std::int64_t direct_at_offset(std::int64_t panels, std::int64_t k, std::int64_t k0, std::int64_t p) {
+    const std::int64_t kcb = std::min<std::int64_t>(direct_policy::kc, k - k0);
+    return k0 * panels * direct_policy::mw + p * kcb * direct_policy::mw;
+}
+
+// Transposes a[rows 32p .. 32p + 31][k0 .. k0 + kcb) into its At block; rows
+// past m are zero.
+inline VIT_AVX512 void direct_pack_at(const float* a, std::int64_t m, std::int64_t lda, std::int64_t k,
+                                      std::int64_t panels, std::int64_t k0, std::int64_t p, float* at) {
+    const int kcb = static_cast<int>(std::min<std::int64_t>(direct_policy::kc, k - k0));
+    float* dst = at + direct_at_offset(panels, k, k0, p);
+    for (int h = 0; h < 2; ++h) {
+        const std::int64_t r0 = p * direct_policy::mw + 16 * h;
+        const int rows = static_cast<int>(std::clamp<std::int64_t>(m - r0, 0, 16));
+        for (int kk = 0; kk < kcb; kk += 16) {
+            const int width = std::min(16, kcb - kk);
+            const __mmask16 mk = __mmask16((1u << width) - 1);
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; ++i)
+                r[i] = i < rows ? _mm512_maskz_loadu_ps(mk, a + (r0 + i) * lda + k0 + kk) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int q = 0; q < width; ++q) _mm512_store_ps(dst + (kk + q) * direct_policy::mw + 16 * h, r[q]);
+        }
+    }
+}
+
+// Weight lines the tile fetches while it computes: `count` lines of the next
+// weight group, from line `first` in the order row by row, `per_row` lines
+// per row, rows `stride` bytes apart.
+struct direct_prefetch {
+    const char* base = nullptr;
+    std::int64_t stride = 0;
+    int per_row = 1, first = 0, count = 0;
+};
+
+// NR weight rows (w, row stride ldw) x 16 MV activation rows (one At panel
+// block) over one k-block; the sums go to ct[i][0 : 16 MV] (row stride ldct)
+// as acc, or acc + ct when load_c.
+template <int NR, int MV>
+VIT_AVX512 void direct_tile(int kc, const float* w, std::int64_t ldw, const float* at, float* ct, std::int64_t ldct,
+                            bool load_c, const direct_prefetch& pf) {
+    constexpr int MW = direct_policy::mw;
+    __m512 acc[NR][MV];
+#pragma GCC unroll 16
+    for (int i = 0; i < NR; ++i)
+#pragma GCC unroll 2
+        for (int v = 0; v < MV; ++v) acc[i][v] = _mm512_setzero_ps();
+    const char* prow = pf.count > 0 ? pf.base + (pf.first / pf.per_row) * pf.stride : nullptr;
+    int pcol = pf.count > 0 ? pf.first % pf.per_row : 0, left = pf.count;
+#pragma GCC unroll 2
+    for (int k = 0; k < kc; ++k) {
+        if (left > 0) {
+            _mm_prefetch(prow + 64 * pcol, _MM_HINT_T0);
+            --left;
+            if (++pcol == pf.per_row) {
+                pcol = 0;
+                prow += pf.stride;
+            }
+        }
+        __m512 av[MV];
+#pragma GCC unroll 2
+        for (int v = 0; v < MV; ++v) av[v] = _mm512_load_ps(at + MW * k + 16 * v);
+#pragma GCC unroll 16
+        for (int i = 0; i < NR; ++i) {
+            const __m512 wi = _mm512_set1_ps(w[i * ldw + k]);
+#pragma GCC unroll 2
+            for (int v = 0; v < MV; ++v) acc[i][v] = _mm512_fmadd_ps(wi, av[v], acc[i][v]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < NR; ++i)
+#pragma GCC unroll 2
+        for (int v = 0; v < MV; ++v) {
+            float* p = ct + i * ldct + 16 * v;
+            // acc + C, as the packed kernel adds a block to C.
+            if (load_c) acc[i][v] = _mm512_add_ps(acc[i][v], _mm512_load_ps(p));
+            _mm512_store_ps(p, acc[i][v]);
+        }
+}
+
+using direct_tile_fn = void (*)(int, const float*, std::int64_t, const float*, float*, std::int64_t, bool,
+                                const direct_prefetch&);
+
+inline direct_tile_fn direct_tile_for(int rows, int vecs) {
+    static constexpr direct_tile_fn one[] = {
+        nullptr,              direct_tile<1, 1>,  direct_tile<2, 1>,  direct_tile<3, 1>,  direct_tile<4, 1>,
+        direct_tile<5, 1>,    direct_tile<6, 1>,  direct_tile<7, 1>,  direct_tile<8, 1>,  direct_tile<9, 1>,
+        direct_tile<10, 1>,   direct_tile<11, 1>, direct_tile<12, 1>, direct_tile<13, 1>, direct_tile<14, 1>};
+    static constexpr direct_tile_fn two[] = {
+        nullptr,              direct_tile<1, 2>,  direct_tile<2, 2>,  direct_tile<3, 2>,  direct_tile<4, 2>,
+        direct_tile<5, 2>,    direct_tile<6, 2>,  direct_tile<7, 2>,  direct_tile<8, 2>,  direct_tile<9, 2>,
+        direct_tile<10, 2>,   direct_tile<11, 2>, direct_tile<12, 2>, direct_tile<13, 2>, direct_tile<14, 2>};
+    static_assert(sizeof(one) / sizeof(one[0]) == direct_policy::nr + 1, "one tile per row count");
+    return vecs == 1 ? one[rows] : two[rows];
+}
+
+// c[i][j0 + j] for i < m, j < cols from ct[j][i] (row stride ldct):
+// act(ct + bias) + residual, the operations of epilogue_rows.
+template <activation A>
+VIT_AVX512 void direct_epilogue(const float* ct, std::int64_t ldct, std::int64_t m, int cols, float* c,
+                                std::int64_t ldc, const float* bias, const float* res, std::int64_t ldr) {
+    for (int j = 0; j < cols; j += 16) {
+        const int width = std::min(16, cols - j);
+        const __mmask16 mk = __mmask16((1u << width) - 1);
+        const __m512 b = bias ? _mm512_maskz_loadu_ps(mk, bias + j) : _mm512_setzero_ps();
+        for (std::int64_t i0 = 0; i0 < m; i0 += 16) {
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int q = 0; q < 16; ++q)
+                r[q] = q < width ? _mm512_load_ps(ct + (j + q) * ldct + i0) : _mm512_setzero_ps();
+            transpose16(r);
+            const int rows = static_cast<int>(std::min<std::int64_t>(16, m - i0));
+            for (int q = 0; q < rows; ++q) {
+                float* p = c + (i0 + q) * ldc + j;
+                __m512 x = activate_ps<A>(_mm512_add_ps(r[q], b));
+                if (res) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mk, res + (i0 + q) * ldr + j));
+                _mm512_mask_storeu_ps(p, mk, x);
+            }
+        }
+    }
+}
+
+inline void direct_epilogue_any(activation act, const float* ct, std::int64_t ldct, std::int64_t m, int cols,
+                                float* c, std::int64_t ldc, const float* bias, const float* res, std::int64_t ldr) {
+    switch (act) {
+        case activation::none: return direct_epilogue<activation::none>(ct, ldct, m, cols, c, ldc, bias, res, ldr);
+        case activation::gelu_erf:
+            return direct_epilogue<activation::gelu_erf>(ct, ldct, m, cols, c, ldc, bias, res, ldr);
+        case activation::gelu_tanh:
+            return direct_epilogue<activation::gelu_tanh>(ct, ldct, m, cols, c, ldc, bias, res, ldr);
+        case activation::relu: return direct_epilogue<activation::relu>(ct, ldct, m, cols, c, ldc, bias, res, ldr);
+    }
+}
+
+// ct[j][i] = c[i][j] for i < m, j < cols: the seed of an output that is its
+// own residual.
+inline VIT_AVX512 void direct_seed(const float* c, std::int64_t ldc, std::int64_t m, int cols, float* ct,
+                                   std::int64_t ldct) {
+    for (int j = 0; j < cols; j += 16) {
+        const int width = std::min(16, cols - j);
+        const __mmask16 mk = __mmask16((1u << width) - 1);
+        for (std::int64_t i0 = 0; i0 < m; i0 += 16) {
+            const int rows = static_cast<int>(std::min<std::int64_t>(16, m - i0));
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int q = 0; q < 16; ++q)
+                r[q] = q < rows ? _mm512_maskz_loadu_ps(mk, c + (i0 + q) * ldc + j) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int q = 0; q < width; ++q) _mm512_store_ps(ct + (j + q) * ldct + i0, r[q]);
+        }
+    }
+}
+
+// Output columns [j_begin, j_end) for all m rows, from the transposed
+// activations `at` (all k-blocks, `panels` panels).
+inline VIT_AVX512 void direct_columns(const float* at, std::int64_t m, std::int64_t panels, const float* w,
+                                      std::int64_t k, std::int64_t ldw, float* c, std::int64_t ldc,
+                                      const epilogue<float>& ep, std::int64_t j_begin, std::int64_t j_end) {
+    using P = direct_policy;
+    if (j_begin >= j_end) return;
+    // The aliasing rules of run_panels, so the association matches: a linear
+    // epilogue seeds the sums with the residual, any other adds it last.
+    const bool res_is_c = ep.residual == c && ep.ld_residual == ldc;
+    const bool seed_with_c = res_is_c && ep.act == activation::none;
+    const float* res = seed_with_c ? nullptr : ep.residual;
+    const std::int64_t ldct = panels * P::mw;
+    float* ct = static_cast<float*>(thread_scratch(3, sizeof(float) * P::chunk * ldct));
+    float* wbuf = P::copy_w ? static_cast<float*>(thread_scratch(4, sizeof(float) * P::nr * P::kc)) : nullptr;
+    const std::int64_t kblocks = (k + P::kc - 1) / P::kc;
+    // The last panel runs at one vector when its rows fit in it.
+    const int last_vecs = m - (panels - 1) * P::mw <= 16 ? 1 : 2;
+
+    for (std::int64_t jc = j_begin; jc < j_end; jc += P::chunk) {
+        const int cols = static_cast<int>(std::min<std::int64_t>(P::chunk, j_end - jc));
+        // Groups of nearly equal size (112 -> 8 x 14, 100 -> 4 x 13 + 4 x 12):
+        // no group runs at a fraction of the register block.
+        const int groups = (cols + P::nr - 1) / P::nr;
+        if (seed_with_c) direct_seed(c + jc, ldc, m, cols, ct, ldct);
+        else if (kblocks == 0) std::memset(static_cast<void*>(ct), 0, sizeof(float) * cols * ldct);
+        for (std::int64_t kb = 0; kb < kblocks; ++kb) {
+            const std::int64_t k0 = kb * P::kc;
+            const int kcb = static_cast<int>(std::min<std::int64_t>(P::kc, k - k0));
+            for (int g = 0; g < groups; ++g) {
+                const int g0 = static_cast<int>(even_split(cols, groups, g));
+                const int gn = static_cast<int>(even_split(cols, groups, g + 1)) - g0;
+                const float* wg = w + (jc + g0) * ldw + k0;
+                const float* wsrc = wg;
+                std::int64_t wld = ldw;
+                if (P::copy_w) {
+                    for (int i = 0; i < gn; ++i)
+                        for (int kk = 0; kk < kcb; kk += 16) {
+                            const int width = std::min(16, kcb - kk);
+                            _mm512_store_ps(wbuf + i * P::kc + kk,
+                                            _mm512_maskz_loadu_ps(__mmask16((1u << width) - 1), wg + i * ldw + kk));
+                        }
+                    wsrc = wbuf;
+                    wld = P::kc;
+                }
+                // The weight rows the loop takes next: the next group, else
+                // the chunk's first group in the next k-block, else the next
+                // chunk's first group.
+                const float* wn = nullptr;
+                int rows_n = 0, kcb_n = 0;
+                if (g + 1 < groups) {
+                    wn = wg + gn * ldw;
+                    rows_n = static_cast<int>(even_split(cols, groups, g + 2)) - g0 - gn;
+                    kcb_n = kcb;
+                } else if (kb + 1 < kblocks) {
+                    wn = w + jc * ldw + k0 + P::kc;
+                    rows_n = static_cast<int>(even_split(cols, groups, 1));
+                    kcb_n = static_cast<int>(std::min<std::int64_t>(P::kc, k - k0 - P::kc));
+                } else if (jc + P::chunk < j_end) {
+                    const int cols_n = static_cast<int>(std::min<std::int64_t>(P::chunk, j_end - jc - P::chunk));
+                    const int groups_n = (cols_n + P::nr - 1) / P::nr;
+                    wn = w + (jc + P::chunk) * ldw;
+                    rows_n = static_cast<int>(even_split(cols_n, groups_n, 1));
+                    kcb_n = std::min<int>(P::kc, static_cast<int>(std::min<std::int64_t>(P::kc, k)));
+                }
+                direct_prefetch pf;
+                std::int64_t lines = 0;
+                if (wn) {
+                    // Rows need not start on a line: a row's block spans one
+                    // line more than its length.
+                    const char* first = reinterpret_cast<const char*>(wn);
+                    const std::uintptr_t skew = reinterpret_cast<std::uintptr_t>(first) % 64;
+                    pf.base = first - skew;
+                    pf.stride = ldw * std::int64_t(sizeof(float));
+                    pf.per_row = static_cast<int>((skew + sizeof(float) * kcb_n + 63) / 64);
+                    lines = std::int64_t(pf.per_row) * rows_n;
+                }
+                for (std::int64_t p = 0; p < panels; ++p) {
+                    if (wn) {
+                        pf.first = static_cast<int>(lines * p / panels);
+                        pf.count = static_cast<int>(lines * (p + 1) / panels) - pf.first;
+                    }
+                    direct_tile_for(gn, p + 1 == panels ? last_vecs : 2)(
+                        kcb, wsrc, wld, at + direct_at_offset(panels, k, k0, p), ct + g0 * ldct + p * P::mw, ldct,
+                        kb > 0 || seed_with_c, pf);
+                }
+            }
+        }
+        direct_epilogue_any(ep.act, ct, ldct, m, cols, c + jc, ldc, ep.bias ? ep.bias + jc : nullptr,
+                            res ? res + jc : nullptr, ep.ld_residual);
+    }
+}
+
+// C = act(A W^T + bias) + residual (the epilogue and aliasing rules of
+// packed_linear::run), with w[n][k] read where it lies (row stride ldw).
+// Bit-identical to packed_linear<float> on the AVX-512 kernel. The caller
+// checks cpu_has_avx512().
+inline void direct_run(const float* a, std::int64_t m, std::int64_t lda, const float* w, std::int64_t n,
+                       std::int64_t k, std::int64_t ldw, float* c, std::int64_t ldc, const epilogue<float>& ep,
+                       thread_pool& pool) {
+    using P = direct_policy;
+    if (m <= 0 || n <= 0) return;
+    k = std::max<std::int64_t>(k, 0);
+    const std::int64_t panels = (m + P::mw - 1) / P::mw;
+    const std::int64_t kblocks = (k + P::kc - 1) / P::kc;
+    // The transposed activations, shared by all threads (each needs all of
+    // them) and built by all of them: the calling thread's scratch, which
+    // outlives the parallel regions.
+    float* at = static_cast<float*>(thread_scratch(2, sizeof(float) * std::max<std::int64_t>(1, k * panels * P::mw)));
+    pool.parallel_for(kblocks * panels, [&](std::int64_t t) {
+        direct_pack_at(a, m, lda, k, panels, t / panels * P::kc, t % panels, at);
+    });
+    // One contiguous column range per thread, in whole 16-column blocks.
+    const std::int64_t units = (n + 15) / 16;
+    const std::int64_t tasks = std::max<std::int64_t>(1, std::min<std::int64_t>(pool.size(), units));
+    pool.parallel_for(tasks, [&](std::int64_t t) {
+        direct_columns(at, m, panels, w, k, ldw, c, ldc, ep, std::min(n, 16 * (units * t / tasks)),
+                       std::min(n, 16 * (units * (t + 1) / tasks)));
+    });
+}
+
+}  // namespace vit::detail::avx512
+
+#endif
