@@ -52,11 +52,12 @@ struct direct_policy {
     // the epilogue). Its Ct (chunk x rows floats, 70 KiB at 145 rows) stays
     // in L2 across the k-blocks.
     static constexpr int chunk = 112;
-    // Weight rows are copied per k-block (nr x kc floats, 14 KiB) into a
-    // contiguous buffer before the tile sweep over the activation panels
-    // reads them again and again: rows 4 or 16 KiB apart fall into the same
-    // L1 set, and 14 of them (plus the At stream) exceed its 12 ways.
-    static constexpr bool copy_w = true;
+    // Activation panels per row block: the block's At (panels x 32 KiB per
+    // k-block) stays in L2 across the weight groups. Every row block streams
+    // the weights again, as in the packed kernel (its mc = 192 rows).
+    static constexpr int mc_panels = 6;
+    // Tiles over which the next weight group is prefetched (see direct_columns).
+    static constexpr int prefetch_tiles = 5;
 };
 
 // 16 x 16 transpose in registers: r[i] lane j -> r[j] lane i.
@@ -134,28 +135,30 @@ struct direct_prefetch {
     int per_row = 1, first = 0, count = 0;
 };
 
-// NR weight rows (w, row stride ldw) x 16 MV activation rows (one At panel
-// block) over one k-block; the sums go to ct[i][0 : 16 MV] (row stride ldct)
+// NR weight rows (w: the copy, row stride kc, so that every broadcast has an
+// immediate offset) x 16 MV activation rows (one At panel block) over one k-block; the sums go to ct[i][0 : 16 MV] (row stride ldct)
 // as acc, or acc + ct when load_c.
 template <int NR, int MV>
-VIT_AVX512 void direct_tile(int kc, const float* w, std::int64_t ldw, const float* at, float* ct, std::int64_t ldct,
-                            bool load_c, const direct_prefetch& pf) {
-    constexpr int MW = direct_policy::mw;
+VIT_AVX512 void direct_tile(int kc, const float* w, const float* at, float* ct, std::int64_t ldct, bool load_c,
+                            const direct_prefetch& pf) {
+    constexpr int MW = direct_policy::mw, KC = direct_policy::kc;
     __m512 acc[NR][MV];
 #pragma GCC unroll 16
     for (int i = 0; i < NR; ++i)
 #pragma GCC unroll 2
         for (int v = 0; v < MV; ++v) acc[i][v] = _mm512_setzero_ps();
     const char* prow = pf.count > 0 ? pf.base + (pf.first / pf.per_row) * pf.stride : nullptr;
+    const std::int64_t stride = pf.stride;
+    const int per_row = pf.per_row;
     int pcol = pf.count > 0 ? pf.first % pf.per_row : 0, left = pf.count;
 #pragma GCC unroll 2
     for (int k = 0; k < kc; ++k) {
         if (left > 0) {
             _mm_prefetch(prow + 64 * pcol, _MM_HINT_T0);
             --left;
-            if (++pcol == pf.per_row) {
+            if (++pcol == per_row) {
                 pcol = 0;
-                prow += pf.stride;
+                prow += stride;
             }
         }
         __m512 av[MV];
@@ -163,7 +166,7 @@ VIT_AVX512 void direct_tile(int kc, const float* w, std::int64_t ldw, const floa
         for (int v = 0; v < MV; ++v) av[v] = _mm512_load_ps(at + MW * k + 16 * v);
 #pragma GCC unroll 16
         for (int i = 0; i < NR; ++i) {
-            const __m512 wi = _mm512_set1_ps(w[i * ldw + k]);
+            const __m512 wi = _mm512_set1_ps(w[i * KC + k]);
 #pragma GCC unroll 2
             for (int v = 0; v < MV; ++v) acc[i][v] = _mm512_fmadd_ps(wi, av[v], acc[i][v]);
         }
@@ -179,8 +182,7 @@ VIT_AVX512 void direct_tile(int kc, const float* w, std::int64_t ldw, const floa
         }
 }
 
-using direct_tile_fn = void (*)(int, const float*, std::int64_t, const float*, float*, std::int64_t, bool,
-                                const direct_prefetch&);
+using direct_tile_fn = void (*)(int, const float*, const float*, float*, std::int64_t, bool, const direct_prefetch&);
 
 inline direct_tile_fn direct_tile_for(int rows, int vecs) {
     static constexpr direct_tile_fn one[] = {
@@ -264,84 +266,93 @@ inline VIT_AVX512 void direct_columns(const float* at, std::int64_t m, std::int6
     const bool res_is_c = ep.residual == c && ep.ld_residual == ldc;
     const bool seed_with_c = res_is_c && ep.act == activation::none;
     const float* res = seed_with_c ? nullptr : ep.residual;
-    const std::int64_t ldct = panels * P::mw;
+    const std::int64_t mblocks = (panels + P::mc_panels - 1) / P::mc_panels;
+    const std::int64_t ldct = (panels + mblocks - 1) / mblocks * P::mw;  // rows of the largest row block
     float* ct = static_cast<float*>(thread_scratch(3, sizeof(float) * P::chunk * ldct));
-    float* wbuf = P::copy_w ? static_cast<float*>(thread_scratch(4, sizeof(float) * P::nr * P::kc)) : nullptr;
+    float* wbuf = static_cast<float*>(thread_scratch(4, sizeof(float) * P::nr * P::kc));
     const std::int64_t kblocks = (k + P::kc - 1) / P::kc;
     // The last panel runs at one vector when its rows fit in it.
     const int last_vecs = m - (panels - 1) * P::mw <= 16 ? 1 : 2;
 
-    for (std::int64_t jc = j_begin; jc < j_end; jc += P::chunk) {
-        const int cols = static_cast<int>(std::min<std::int64_t>(P::chunk, j_end - jc));
-        // Groups of nearly equal size (112 -> 8 x 14, 100 -> 4 x 13 + 4 x 12):
-        // no group runs at a fraction of the register block.
-        const int groups = (cols + P::nr - 1) / P::nr;
-        if (seed_with_c) direct_seed(c + jc, ldc, m, cols, ct, ldct);
-        else if (kblocks == 0) std::memset(static_cast<void*>(ct), 0, sizeof(float) * cols * ldct);
-        for (std::int64_t kb = 0; kb < kblocks; ++kb) {
-            const std::int64_t k0 = kb * P::kc;
-            const int kcb = static_cast<int>(std::min<std::int64_t>(P::kc, k - k0));
-            for (int g = 0; g < groups; ++g) {
-                const int g0 = static_cast<int>(even_split(cols, groups, g));
-                const int gn = static_cast<int>(even_split(cols, groups, g + 1)) - g0;
-                const float* wg = w + (jc + g0) * ldw + k0;
-                const float* wsrc = wg;
-                std::int64_t wld = ldw;
-                if (P::copy_w) {
+    for (std::int64_t mb = 0; mb < mblocks; ++mb) {
+        const std::int64_t p0 = even_split(panels, mblocks, mb), p1 = even_split(panels, mblocks, mb + 1);
+        const std::int64_t r0 = p0 * P::mw, rows = std::min(m, p1 * P::mw) - r0;
+        for (std::int64_t jc = j_begin; jc < j_end; jc += P::chunk) {
+            const int cols = static_cast<int>(std::min<std::int64_t>(P::chunk, j_end - jc));
+            // Groups of nearly equal size (112 -> 8 x 14, 100 -> 4 x 13 + 4 x 12):
+            // no group runs at a fraction of the register block.
+            const int groups = (cols + P::nr - 1) / P::nr;
+            if (seed_with_c) direct_seed(c + r0 * ldc + jc, ldc, rows, cols, ct, ldct);
+            else if (kblocks == 0) std::memset(static_cast<void*>(ct), 0, sizeof(float) * cols * ldct);
+            for (std::int64_t kb = 0; kb < kblocks; ++kb) {
+                const std::int64_t k0 = kb * P::kc;
+                const int kcb = static_cast<int>(std::min<std::int64_t>(P::kc, k - k0));
+                for (int g = 0; g < groups; ++g) {
+                    const int g0 = static_cast<int>(even_split(cols, groups, g));
+                    const int gn = static_cast<int>(even_split(cols, groups, g + 1)) - g0;
+                    // The group's rows of this k-block, copied into a
+                    // contiguous buffer (14 KiB, L1) that the sweep over the
+                    // activation panels reads again and again. Read in
+                    // place, rows 4 or 16 KiB apart fall into the same L1
+                    // set, and 14 of them (plus the At stream) exceed its
+                    // ways; a fixed row stride also lets every broadcast
+                    // address be an immediate offset from one register.
+                    const float* wg = w + (jc + g0) * ldw + k0;
                     for (int i = 0; i < gn; ++i)
                         for (int kk = 0; kk < kcb; kk += 16) {
                             const int width = std::min(16, kcb - kk);
                             _mm512_store_ps(wbuf + i * P::kc + kk,
                                             _mm512_maskz_loadu_ps(__mmask16((1u << width) - 1), wg + i * ldw + kk));
                         }
-                    wsrc = wbuf;
-                    wld = P::kc;
-                }
-                // The weight rows the loop takes next: the next group, else
-                // the chunk's first group in the next k-block, else the next
-                // chunk's first group.
-                const float* wn = nullptr;
-                int rows_n = 0, kcb_n = 0;
-                if (g + 1 < groups) {
-                    wn = wg + gn * ldw;
-                    rows_n = static_cast<int>(even_split(cols, groups, g + 2)) - g0 - gn;
-                    kcb_n = kcb;
-                } else if (kb + 1 < kblocks) {
-                    wn = w + jc * ldw + k0 + P::kc;
-                    rows_n = static_cast<int>(even_split(cols, groups, 1));
-                    kcb_n = static_cast<int>(std::min<std::int64_t>(P::kc, k - k0 - P::kc));
-                } else if (jc + P::chunk < j_end) {
-                    const int cols_n = static_cast<int>(std::min<std::int64_t>(P::chunk, j_end - jc - P::chunk));
-                    const int groups_n = (cols_n + P::nr - 1) / P::nr;
-                    wn = w + (jc + P::chunk) * ldw;
-                    rows_n = static_cast<int>(even_split(cols_n, groups_n, 1));
-                    kcb_n = std::min<int>(P::kc, static_cast<int>(std::min<std::int64_t>(P::kc, k)));
-                }
-                direct_prefetch pf;
-                std::int64_t lines = 0;
-                if (wn) {
-                    // Rows need not start on a line: a row's block spans one
-                    // line more than its length.
-                    const char* first = reinterpret_cast<const char*>(wn);
-                    const std::uintptr_t skew = reinterpret_cast<std::uintptr_t>(first) % 64;
-                    pf.base = first - skew;
-                    pf.stride = ldw * std::int64_t(sizeof(float));
-                    pf.per_row = static_cast<int>((skew + sizeof(float) * kcb_n + 63) / 64);
-                    lines = std::int64_t(pf.per_row) * rows_n;
-                }
-                for (std::int64_t p = 0; p < panels; ++p) {
-                    if (wn) {
-                        pf.first = static_cast<int>(lines * p / panels);
-                        pf.count = static_cast<int>(lines * (p + 1) / panels) - pf.first;
+                    // The weight rows the loop takes next: the next group,
+                    // else the chunk's first group in the next k-block, else
+                    // the next chunk's first group (or the first chunk's in
+                    // the next row block).
+                    const float* wn = nullptr;
+                    int rows_n = 0, kcb_n = 0;
+                    if (g + 1 < groups) {
+                        wn = wg + gn * ldw;
+                        rows_n = static_cast<int>(even_split(cols, groups, g + 2)) - g0 - gn;
+                        kcb_n = kcb;
+                    } else if (kb + 1 < kblocks) {
+                        wn = w + jc * ldw + k0 + P::kc;
+                        rows_n = static_cast<int>(even_split(cols, groups, 1));
+                        kcb_n = static_cast<int>(std::min<std::int64_t>(P::kc, k - k0 - P::kc));
+                    } else if (jc + P::chunk < j_end || mb + 1 < mblocks) {
+                        const std::int64_t jn = jc + P::chunk < j_end ? jc + P::chunk : j_begin;
+                        const int cols_n = static_cast<int>(std::min<std::int64_t>(P::chunk, j_end - jn));
+                        wn = w + jn * ldw;
+                        rows_n = static_cast<int>(even_split(cols_n, (cols_n + P::nr - 1) / P::nr, 1));
+                        kcb_n = static_cast<int>(std::min<std::int64_t>(P::kc, k));
                     }
-                    direct_tile_for(gn, p + 1 == panels ? last_vecs : 2)(
-                        kcb, wsrc, wld, at + direct_at_offset(panels, k, k0, p), ct + g0 * ldct + p * P::mw, ldct,
-                        kb > 0 || seed_with_c, pf);
+                    // Spread over the group's last few tiles: fetched earlier,
+                    // the lines would be evicted by the At stream before use.
+                    const std::int64_t tiles = p1 - p0, pf_tiles = std::min<std::int64_t>(tiles, P::prefetch_tiles);
+                    direct_prefetch pf;
+                    std::int64_t lines = 0;
+                    if (wn) {
+                        // Rows need not start on a line: a row's block spans
+                        // one line more than its length.
+                        const char* first = reinterpret_cast<const char*>(wn);
+                        const std::uintptr_t skew = reinterpret_cast<std::uintptr_t>(first) % 64;
+                        pf.base = first - skew;
+                        pf.stride = ldw * std::int64_t(sizeof(float));
+                        pf.per_row = static_cast<int>((skew + sizeof(float) * kcb_n + 63) / 64);
+                        lines = std::int64_t(pf.per_row) * rows_n;
+                    }
+                    for (std::int64_t p = p0; p < p1; ++p) {
+                        const std::int64_t t = p - p0 - (tiles - pf_tiles);
+                        pf.first = t >= 0 ? static_cast<int>(lines * t / pf_tiles) : 0;
+                        pf.count = t >= 0 ? static_cast<int>(lines * (t + 1) / pf_tiles) - pf.first : 0;
+                        direct_tile_for(gn, p + 1 == panels ? last_vecs : 2)(
+                            kcb, wbuf, at + direct_at_offset(panels, k, k0, p), ct + g0 * ldct + (p - p0) * P::mw,
+                            ldct, kb > 0 || seed_with_c, pf);
+                    }
                 }
             }
+            direct_epilogue_any(ep.act, ct, ldct, rows, cols, c + r0 * ldc + jc, ldc, ep.bias ? ep.bias + jc : nullptr,
+                                res ? res + r0 * ep.ld_residual + jc : nullptr, ep.ld_residual);
         }
-        direct_epilogue_any(ep.act, ct, ldct, m, cols, c + jc, ldc, ep.bias ? ep.bias + jc : nullptr,
-                            res ? res + jc : nullptr, ep.ld_residual);
     }
 }
 
