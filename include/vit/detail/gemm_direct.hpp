@@ -56,8 +56,6 @@ struct direct_policy {
     // k-block) stays in L2 across the weight groups. Every row block streams
     // the weights again, as in the packed kernel (its mc = 192 rows).
     static constexpr int mc_panels = 6;
-    // Tiles over which the next weight group is prefetched (see direct_columns).
-    static constexpr int prefetch_tiles = 5;
 };
 
 // 16 x 16 transpose in registers: r[i] lane j -> r[j] lane i.
@@ -129,10 +127,14 @@ inline VIT_AVX512 void direct_pack_at(const float* a, std::int64_t m, std::int64
 // Weight lines the tile fetches while it computes: `count` lines of the next
 // weight group, from line `first` in the order row by row, `per_row` lines
 // per row, rows `stride` bytes apart.
+// Also the next tile's partial sums (ct columns, `ct_cols` of them, 128 bytes
+// each): they come from L2 and are needed all at once at the tile's end.
 struct direct_prefetch {
     const char* base = nullptr;
     std::int64_t stride = 0;
     int per_row = 1, first = 0, count = 0;
+    const float* ct = nullptr;
+    int ct_cols = 0;
 };
 
 // NR weight rows (w: the copy, row stride kc, so that every broadcast has an
@@ -142,6 +144,10 @@ template <int NR, int MV>
 VIT_AVX512 void direct_tile(int kc, const float* w, const float* at, float* ct, std::int64_t ldct, bool load_c,
                             const direct_prefetch& pf) {
     constexpr int MW = direct_policy::mw, KC = direct_policy::kc;
+    for (int i = 0; i < pf.ct_cols; ++i) {
+        _mm_prefetch(reinterpret_cast<const char*>(pf.ct + i * ldct), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(pf.ct + i * ldct + 16), _MM_HINT_T0);
+    }
     __m512 acc[NR][MV];
 #pragma GCC unroll 16
     for (int i = 0; i < NR; ++i)
@@ -151,11 +157,16 @@ VIT_AVX512 void direct_tile(int kc, const float* w, const float* at, float* ct, 
     const std::int64_t stride = pf.stride;
     const int per_row = pf.per_row;
     int pcol = pf.count > 0 ? pf.first % pf.per_row : 0, left = pf.count;
+    // Spread evenly over the k loop: a burst of DRAM misses would exceed the
+    // L1's outstanding-miss slots, and prefetches that find none are lost.
+    const int every = std::max(1, kc / std::max(1, left));
+    int wait = 1;
 #pragma GCC unroll 2
     for (int k = 0; k < kc; ++k) {
-        if (left > 0) {
+        if (left > 0 && --wait == 0) {
             _mm_prefetch(prow + 64 * pcol, _MM_HINT_T0);
             --left;
+            wait = every;
             if (++pcol == per_row) {
                 pcol = 0;
                 prow += stride;
@@ -325,9 +336,10 @@ inline VIT_AVX512 void direct_columns(const float* at, std::int64_t m, std::int6
                         rows_n = static_cast<int>(even_split(cols_n, (cols_n + P::nr - 1) / P::nr, 1));
                         kcb_n = static_cast<int>(std::min<std::int64_t>(P::kc, k));
                     }
-                    // Spread over the group's last few tiles: fetched earlier,
-                    // the lines would be evicted by the At stream before use.
-                    const std::int64_t tiles = p1 - p0, pf_tiles = std::min<std::int64_t>(tiles, P::prefetch_tiles);
+                    // Spread over the group's tiles (at most mc_panels): with
+                    // many more, lines fetched early would be evicted by the
+                    // At stream before the copy reads them.
+                    const std::int64_t tiles = p1 - p0;
                     direct_prefetch pf;
                     std::int64_t lines = 0;
                     if (wn) {
@@ -341,9 +353,12 @@ inline VIT_AVX512 void direct_columns(const float* at, std::int64_t m, std::int6
                         lines = std::int64_t(pf.per_row) * rows_n;
                     }
                     for (std::int64_t p = p0; p < p1; ++p) {
-                        const std::int64_t t = p - p0 - (tiles - pf_tiles);
-                        pf.first = t >= 0 ? static_cast<int>(lines * t / pf_tiles) : 0;
-                        pf.count = t >= 0 ? static_cast<int>(lines * (t + 1) / pf_tiles) - pf.first : 0;
+                        pf.first = static_cast<int>(lines * (p - p0) / tiles);
+                        pf.count = static_cast<int>(lines * (p - p0 + 1) / tiles) - pf.first;
+                        if (kb > 0 || seed_with_c) {
+                            pf.ct = ct + (p + 1 < p1 ? g0 * ldct + (p + 1 - p0) * P::mw : (g0 + gn) * ldct);
+                            pf.ct_cols = p + 1 < p1 ? gn : g + 1 < groups ? rows_n : 0;
+                        }
                         direct_tile_for(gn, p + 1 == panels ? last_vecs : 2)(
                             kcb, wbuf, at + direct_at_offset(panels, k, k0, p), ct + g0 * ldct + (p - p0) * P::mw,
                             ldct, kb > 0 || seed_with_c, pf);
