@@ -56,6 +56,13 @@ struct direct_policy {
     // k-block) stays in L2 across the weight groups. Every row block streams
     // the weights again, as in the packed kernel (its mc = 192 rows).
     static constexpr int mc_panels = 6;
+    // Row tails of up to this many rows past a multiple of 16 (145 = 9 x 16
+    // + 1: one image) are computed the packed kernel's way, broadcasting
+    // activations against a transposed copy of the weight block, instead of
+    // as a vector of 16 rows with 15 of them padding (10% of the work at
+    // 145 rows). The transposition costs about a quarter of a shuffle per
+    // weight, so longer tails stay vectors.
+    static constexpr int max_tail = 4;
 };
 
 // 16 x 16 transpose in registers: r[i] lane j -> r[j] lane i.
@@ -208,22 +215,112 @@ inline direct_tile_fn direct_tile_for(int rows, int vecs) {
     return vecs == 1 ? one[rows] : two[rows];
 }
 
+// The last panel of an activation block whose rows end T <= max_tail rows
+// past a multiple of 16: NR weight rows x 16 activation rows (the panel's
+// first vector, none if NR == 0) as direct_tile, and the T tail rows (panel
+// rows 16 [NR > 0] + t) against wt, the group's weights transposed to
+// [k][16]: per k one wt vector and one broadcast activation per tail row,
+// the packed kernel's arrangement. TT >= T accumulators are computed, T
+// stored (row t to ctail + t * ldt, gn lanes). Fused into one k loop, the
+// tail's dependency chains hide behind the main part's FMAs.
+template <int NR, int TT>
+VIT_AVX512 void direct_tail_tile(int kc, const float* w, const float* wt, const float* at, float* ct,
+                                 std::int64_t ldct, bool load_c, const direct_prefetch& pf, int tail, int gn,
+                                 float* ctail, std::int64_t ldt) {
+    constexpr int MW = direct_policy::mw, KC = direct_policy::kc, T0 = NR > 0 ? 16 : 0;
+    __m512 acc[NR > 0 ? NR : 1], tacc[TT];
+#pragma GCC unroll 16
+    for (int i = 0; i < NR; ++i) acc[i] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int t = 0; t < TT; ++t) tacc[t] = _mm512_setzero_ps();
+    const char* prow = pf.count > 0 ? pf.base + (pf.first / pf.per_row) * pf.stride : nullptr;
+    int pcol = pf.count > 0 ? pf.first % pf.per_row : 0, left = pf.count;
+    const int every = std::max(1, kc / std::max(1, left));
+    int wait = 1;
+#pragma GCC unroll 2
+    for (int k = 0; k < kc; ++k) {
+        if (left > 0 && --wait == 0) {
+            _mm_prefetch(prow + 64 * pcol, _MM_HINT_T0);
+            --left;
+            wait = every;
+            if (++pcol == pf.per_row) {
+                pcol = 0;
+                prow += pf.stride;
+            }
+        }
+        if constexpr (NR > 0) {
+            const __m512 a0 = _mm512_load_ps(at + MW * k);
+#pragma GCC unroll 16
+            for (int i = 0; i < NR; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(w[i * KC + k]), a0, acc[i]);
+        }
+        const __m512 wk = _mm512_load_ps(wt + 16 * k);
+#pragma GCC unroll 4
+        for (int t = 0; t < TT; ++t) tacc[t] = _mm512_fmadd_ps(_mm512_set1_ps(at[MW * k + T0 + t]), wk, tacc[t]);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < NR; ++i) {
+        float* p = ct + i * ldct;
+        if (load_c) acc[i] = _mm512_add_ps(acc[i], _mm512_load_ps(p));
+        _mm512_store_ps(p, acc[i]);
+    }
+    const __mmask16 mk = __mmask16((1u << gn) - 1);
+    for (int t = 0; t < tail; ++t) {
+        float* p = ctail + t * ldt;
+        __m512 x = tacc[0];
+#pragma GCC unroll 4
+        for (int u = 1; u < TT; ++u)
+            if (u == t) x = tacc[u];
+        if (load_c) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mk, p));
+        _mm512_mask_storeu_ps(p, mk, x);
+    }
+}
+
+using direct_tail_fn = void (*)(int, const float*, const float*, const float*, float*, std::int64_t, bool,
+                                const direct_prefetch&, int, int, float*, std::int64_t);
+
+// nr weight rows (0: the panel has no full vector), tail 1 .. max_tail rows.
+inline direct_tail_fn direct_tail_for(int nr, int tail) {
+    static constexpr direct_tail_fn one[] = {
+        direct_tail_tile<0, 1>,  direct_tail_tile<1, 1>,  direct_tail_tile<2, 1>,  direct_tail_tile<3, 1>,
+        direct_tail_tile<4, 1>,  direct_tail_tile<5, 1>,  direct_tail_tile<6, 1>,  direct_tail_tile<7, 1>,
+        direct_tail_tile<8, 1>,  direct_tail_tile<9, 1>,  direct_tail_tile<10, 1>, direct_tail_tile<11, 1>,
+        direct_tail_tile<12, 1>, direct_tail_tile<13, 1>, direct_tail_tile<14, 1>};
+    static constexpr direct_tail_fn four[] = {
+        direct_tail_tile<0, 4>,  direct_tail_tile<1, 4>,  direct_tail_tile<2, 4>,  direct_tail_tile<3, 4>,
+        direct_tail_tile<4, 4>,  direct_tail_tile<5, 4>,  direct_tail_tile<6, 4>,  direct_tail_tile<7, 4>,
+        direct_tail_tile<8, 4>,  direct_tail_tile<9, 4>,  direct_tail_tile<10, 4>, direct_tail_tile<11, 4>,
+        direct_tail_tile<12, 4>, direct_tail_tile<13, 4>, direct_tail_tile<14, 4>};
+    static_assert(direct_policy::max_tail == 4, "tiles for tails of 1 and up to 4 rows");
+    return tail == 1 ? one[nr] : four[nr];
+}
+
+// Rows i0 .. i0 + 15 (those below m) of a 16-column block, fetched one row
+// block ahead in the epilogue and the seed: rows of C are 4 or 16 KiB apart,
+// a pattern the hardware prefetchers do not follow, and these passes have no
+// arithmetic to hide the misses behind.
+VIT_AVX512_INLINE void prefetch_rows(const float* p, std::int64_t ld, std::int64_t i0, std::int64_t m) {
+    const std::int64_t end = std::min(m, i0 + 16);
+    for (std::int64_t i = i0; i < end; ++i) _mm_prefetch(reinterpret_cast<const char*>(p + i * ld), _MM_HINT_T0);
+}
+
 // c[i][j0 + j] for i < m, j < cols from ct[j][i] (row stride ldct):
 // act(ct + bias) + residual, the operations of epilogue_rows.
 template <activation A>
 VIT_AVX512 void direct_epilogue(const float* ct, std::int64_t ldct, std::int64_t m, int cols, float* c,
                                 std::int64_t ldc, const float* bias, const float* res, std::int64_t ldr) {
-    for (int j = 0; j < cols; j += 16) {
-        const int width = std::min(16, cols - j);
-        const __mmask16 mk = __mmask16((1u << width) - 1);
-        const __m512 b = bias ? _mm512_maskz_loadu_ps(mk, bias + j) : _mm512_setzero_ps();
-        for (std::int64_t i0 = 0; i0 < m; i0 += 16) {
+    for (std::int64_t i0 = 0; i0 < m; i0 += 16) {
+        const int rows = static_cast<int>(std::min<std::int64_t>(16, m - i0));
+        for (int j = 0; j < cols; j += 16) {
+            prefetch_rows(c + j, ldc, i0 + 16, m);
+            if (res && res != c) prefetch_rows(res + j, ldr, i0 + 16, m);
+            const int width = std::min(16, cols - j);
+            const __mmask16 mk = __mmask16((1u << width) - 1);
+            const __m512 b = bias ? _mm512_maskz_loadu_ps(mk, bias + j) : _mm512_setzero_ps();
             __m512 r[16];
 #pragma GCC unroll 16
             for (int q = 0; q < 16; ++q)
                 r[q] = q < width ? _mm512_load_ps(ct + (j + q) * ldct + i0) : _mm512_setzero_ps();
             transpose16(r);
-            const int rows = static_cast<int>(std::min<std::int64_t>(16, m - i0));
             for (int q = 0; q < rows; ++q) {
                 float* p = c + (i0 + q) * ldc + j;
                 __m512 x = activate_ps<A>(_mm512_add_ps(r[q], b));
@@ -246,15 +343,47 @@ inline void direct_epilogue_any(activation act, const float* ct, std::int64_t ld
     }
 }
 
+// The tail rows' epilogue: c[t][j] = act(ctail[t][j] + bias) + residual,
+// rows as epilogue_rows computes them.
+template <activation A>
+VIT_AVX512 void direct_tail_epilogue(const float* ctail, std::int64_t ldt, int tail, int cols, float* c,
+                                     std::int64_t ldc, const float* bias, const float* res, std::int64_t ldr) {
+    for (int j = 0; j < cols; j += 16) {
+        const __mmask16 mk = __mmask16((1u << std::min(16, cols - j)) - 1);
+        const __m512 b = bias ? _mm512_maskz_loadu_ps(mk, bias + j) : _mm512_setzero_ps();
+        for (int t = 0; t < tail; ++t) {
+            __m512 x = activate_ps<A>(_mm512_add_ps(_mm512_maskz_loadu_ps(mk, ctail + t * ldt + j), b));
+            if (res) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mk, res + t * ldr + j));
+            _mm512_mask_storeu_ps(c + t * ldc + j, mk, x);
+        }
+    }
+}
+
+inline void direct_tail_epilogue_any(activation act, const float* ctail, std::int64_t ldt, int tail, int cols,
+                                     float* c, std::int64_t ldc, const float* bias, const float* res,
+                                     std::int64_t ldr) {
+    switch (act) {
+        case activation::none:
+            return direct_tail_epilogue<activation::none>(ctail, ldt, tail, cols, c, ldc, bias, res, ldr);
+        case activation::gelu_erf:
+            return direct_tail_epilogue<activation::gelu_erf>(ctail, ldt, tail, cols, c, ldc, bias, res, ldr);
+        case activation::gelu_tanh:
+            return direct_tail_epilogue<activation::gelu_tanh>(ctail, ldt, tail, cols, c, ldc, bias, res, ldr);
+        case activation::relu:
+            return direct_tail_epilogue<activation::relu>(ctail, ldt, tail, cols, c, ldc, bias, res, ldr);
+    }
+}
+
 // ct[j][i] = c[i][j] for i < m, j < cols: the seed of an output that is its
 // own residual.
 inline VIT_AVX512 void direct_seed(const float* c, std::int64_t ldc, std::int64_t m, int cols, float* ct,
                                    std::int64_t ldct) {
-    for (int j = 0; j < cols; j += 16) {
-        const int width = std::min(16, cols - j);
-        const __mmask16 mk = __mmask16((1u << width) - 1);
-        for (std::int64_t i0 = 0; i0 < m; i0 += 16) {
-            const int rows = static_cast<int>(std::min<std::int64_t>(16, m - i0));
+    for (std::int64_t i0 = 0; i0 < m; i0 += 16) {
+        const int rows = static_cast<int>(std::min<std::int64_t>(16, m - i0));
+        for (int j = 0; j < cols; j += 16) {
+            prefetch_rows(c + j, ldc, i0 + 16, m);
+            const int width = std::min(16, cols - j);
+            const __mmask16 mk = __mmask16((1u << width) - 1);
             __m512 r[16];
 #pragma GCC unroll 16
             for (int q = 0; q < 16; ++q)
@@ -280,21 +409,36 @@ inline VIT_AVX512 void direct_columns(const float* at, std::int64_t m, std::int6
     const std::int64_t mblocks = (panels + P::mc_panels - 1) / P::mc_panels;
     const std::int64_t ldct = (panels + mblocks - 1) / mblocks * P::mw;  // rows of the largest row block
     float* ct = static_cast<float*>(thread_scratch(3, sizeof(float) * P::chunk * ldct));
-    float* wbuf = static_cast<float*>(thread_scratch(4, sizeof(float) * P::nr * P::kc));
+    // Weight copy [nr][kc], its transpose [kc][16] and the tail rows' sums [max_tail][chunk].
+    float* wbuf = static_cast<float*>(
+        thread_scratch(4, sizeof(float) * (P::nr * P::kc + P::kc * 16 + P::max_tail * P::chunk)));
+    float* wt = wbuf + P::nr * P::kc;
+    float* ctail = wt + P::kc * 16;
     const std::int64_t kblocks = (k + P::kc - 1) / P::kc;
-    // The last panel runs at one vector when its rows fit in it.
-    const int last_vecs = m - (panels - 1) * P::mw <= 16 ? 1 : 2;
+    // The last panel: full vectors (the second only if the panel is full)
+    // and tail rows; the tail goes its own way if short enough.
+    const int last_rows = static_cast<int>(m - (panels - 1) * P::mw);
+    const int tail = last_rows % 16 <= P::max_tail ? last_rows % 16 : 0;
+    const int last_vecs = (last_rows - tail + 15) / 16;
 
     for (std::int64_t mb = 0; mb < mblocks; ++mb) {
         const std::int64_t p0 = even_split(panels, mblocks, mb), p1 = even_split(panels, mblocks, mb + 1);
         const std::int64_t r0 = p0 * P::mw, rows = std::min(m, p1 * P::mw) - r0;
+        const int tail_here = p1 == panels ? tail : 0;
+        const std::int64_t rows_main = rows - tail_here;
         for (std::int64_t jc = j_begin; jc < j_end; jc += P::chunk) {
             const int cols = static_cast<int>(std::min<std::int64_t>(P::chunk, j_end - jc));
             // Groups of nearly equal size (112 -> 8 x 14, 100 -> 4 x 13 + 4 x 12):
             // no group runs at a fraction of the register block.
             const int groups = (cols + P::nr - 1) / P::nr;
-            if (seed_with_c) direct_seed(c + r0 * ldc + jc, ldc, rows, cols, ct, ldct);
-            else if (kblocks == 0) std::memset(static_cast<void*>(ct), 0, sizeof(float) * cols * ldct);
+            if (seed_with_c) {
+                direct_seed(c + r0 * ldc + jc, ldc, rows_main, cols, ct, ldct);
+                for (int t = 0; t < tail_here; ++t)
+                    std::memcpy(ctail + t * P::chunk, c + (r0 + rows_main + t) * ldc + jc, sizeof(float) * cols);
+            } else if (kblocks == 0) {
+                std::memset(static_cast<void*>(ct), 0, sizeof(float) * cols * ldct);
+                std::memset(static_cast<void*>(ctail), 0, sizeof(float) * P::max_tail * P::chunk);
+            }
             for (std::int64_t kb = 0; kb < kblocks; ++kb) {
                 const std::int64_t k0 = kb * P::kc;
                 const int kcb = static_cast<int>(std::min<std::int64_t>(P::kc, k - k0));
@@ -315,6 +459,17 @@ inline VIT_AVX512 void direct_columns(const float* at, std::int64_t m, std::int6
                             _mm512_store_ps(wbuf + i * P::kc + kk,
                                             _mm512_maskz_loadu_ps(__mmask16((1u << width) - 1), wg + i * ldw + kk));
                         }
+                    if (tail_here) {
+                        for (int kk = 0; kk < kcb; kk += 16) {
+                            __m512 r[16];
+#pragma GCC unroll 16
+                            for (int i = 0; i < 16; ++i)
+                                r[i] = i < gn ? _mm512_load_ps(wbuf + i * P::kc + kk) : _mm512_setzero_ps();
+                            transpose16(r);
+#pragma GCC unroll 16
+                            for (int q = 0; q < 16; ++q) _mm512_store_ps(wt + (kk + q) * 16, r[q]);
+                        }
+                    }
                     // The weight rows the loop takes next: the next group,
                     // else the chunk's first group in the next k-block, else
                     // the next chunk's first group (or the first chunk's in
@@ -359,14 +514,24 @@ inline VIT_AVX512 void direct_columns(const float* at, std::int64_t m, std::int6
                             pf.ct = ct + (p + 1 < p1 ? g0 * ldct + (p + 1 - p0) * P::mw : (g0 + gn) * ldct);
                             pf.ct_cols = p + 1 < p1 ? gn : g + 1 < groups ? rows_n : 0;
                         }
-                        direct_tile_for(gn, p + 1 == panels ? last_vecs : 2)(
-                            kcb, wbuf, at + direct_at_offset(panels, k, k0, p), ct + g0 * ldct + (p - p0) * P::mw,
-                            ldct, kb > 0 || seed_with_c, pf);
+                        const float* atp = at + direct_at_offset(panels, k, k0, p);
+                        float* ctp = ct + g0 * ldct + (p - p0) * P::mw;
+                        const bool load_c = kb > 0 || seed_with_c;
+                        if (p + 1 < panels || !tail)
+                            direct_tile_for(gn, p + 1 == panels ? last_vecs : 2)(kcb, wbuf, atp, ctp, ldct, load_c, pf);
+                        else
+                            direct_tail_for(last_vecs ? gn : 0, tail)(kcb, wbuf, wt, atp, ctp, ldct, load_c, pf, tail,
+                                                                      gn, ctail + g0, P::chunk);
                     }
                 }
             }
-            direct_epilogue_any(ep.act, ct, ldct, rows, cols, c + r0 * ldc + jc, ldc, ep.bias ? ep.bias + jc : nullptr,
-                                res ? res + r0 * ep.ld_residual + jc : nullptr, ep.ld_residual);
+            direct_epilogue_any(ep.act, ct, ldct, rows_main, cols, c + r0 * ldc + jc, ldc,
+                                ep.bias ? ep.bias + jc : nullptr, res ? res + r0 * ep.ld_residual + jc : nullptr,
+                                ep.ld_residual);
+            if (tail_here)
+                direct_tail_epilogue_any(ep.act, ctail, P::chunk, tail_here, cols, c + (r0 + rows_main) * ldc + jc,
+                                         ldc, ep.bias ? ep.bias + jc : nullptr,
+                                         res ? res + (r0 + rows_main) * ep.ld_residual + jc : nullptr, ep.ld_residual);
         }
     }
 }
