@@ -22,7 +22,12 @@
 // micro-kernel loads At vectors and broadcasts weights, which it reads along
 // W's rows, as stored. A tile is up to 14 weight rows x 32 activation rows
 // (28 zmm accumulators), the mirror of the packed kernel's 14 x 32: per k
-// step 2 vector loads and 14 broadcasts for 28 FMAs.
+// step 2 vector loads and 14 broadcasts for 28 FMAs. The only copy of weights
+// is transient: a group's 14 rows x 256 k (14 KiB) go into an L1 buffer
+// before the tiles of all activation panels reuse them (direct_columns).
+// A short row tail (145 = 9 x 16 + 1) would waste most of a vector; it is
+// computed against a transposed copy of that buffer instead, fused into the
+// last panel's tile (direct_tail_tile).
 //
 // Accumulators hold columns of C (16 rows of one output column each), so the
 // partial sums live in a transposed scratch Ct[column][row] across k-blocks;
