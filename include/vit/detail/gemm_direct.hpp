@@ -136,17 +136,75 @@ inline VIT_AVX512 void direct_pack_at(const float* a, std::int64_t m, std::int64
     }
 }
 
-// Weight lines the tile fetches while it computes: `count` lines of the next
-// weight group, from line `first` in the order row by row, `per_row` lines
-// per row, rows `stride` bytes apart.
-// Also the next tile's partial sums (ct columns, `ct_cols` of them, 128 bytes
-// each): they come from L2 and are needed all at once at the tile's end.
-struct direct_prefetch {
+// Lines of a strided region (rows of floats `stride` bytes apart, `per_row`
+// lines each): the tile fetches `count` of them from line `first`, row by row.
+struct line_stream {
     const char* base = nullptr;
     std::int64_t stride = 0;
     int per_row = 1, first = 0, count = 0;
+
+    // rows x cols floats from p, row stride ld floats. Rows need not start on
+    // a line: a row spans one line more than its length.
+    static line_stream of(const float* p, std::int64_t rows, std::int64_t cols, std::int64_t ld) {
+        line_stream s;
+        const char* first = reinterpret_cast<const char*>(p);
+        const std::uintptr_t skew = reinterpret_cast<std::uintptr_t>(first) % 64;
+        s.base = first - skew;
+        s.stride = ld * std::int64_t(sizeof(float));
+        s.per_row = static_cast<int>((skew + sizeof(float) * cols + 63) / 64);
+        s.count = static_cast<int>(rows * s.per_row);  // the whole region; callers take shares
+        return s;
+    }
+    // Share t of `parts`.
+    line_stream share(std::int64_t t, std::int64_t parts) const {
+        line_stream s = *this;
+        s.first = static_cast<int>(count * t / parts);
+        s.count = static_cast<int>(count * (t + 1) / parts) - s.first;
+        return s;
+    }
+};
+
+struct line_cursor {
+    const char* row;
+    std::int64_t stride;
+    int per_row, col, left;
+    explicit line_cursor(const line_stream& s)
+        : row(s.count > 0 ? s.base + (s.first / s.per_row) * s.stride : nullptr), stride(s.stride),
+          per_row(s.per_row), col(s.count > 0 ? s.first % s.per_row : 0), left(s.count) {}
+    VIT_AVX512_INLINE void next() {
+        _mm_prefetch(row + 64 * col, _MM_HINT_T0);
+        --left;
+        if (++col == per_row) {
+            col = 0;
+            row += stride;
+        }
+    }
+};
+
+// What a tile fetches while it computes: a share of the next weight group
+// (from DRAM), and the next tile's partial sums (ct columns, `ct_cols` of
+// them, 128 bytes each), needed all at once at the tile's end. (Fetching the
+// output rows of the epilogue to come during the last k-block, as a second
+// stream, measured no faster.)
+struct direct_prefetch {
+    line_stream w;
     const float* ct = nullptr;
     int ct_cols = 0;
+};
+
+// Issues the tile's prefetches one at a time, evenly over its k loop: a burst
+// of DRAM misses would exceed the L1's outstanding-miss slots, and prefetches
+// that find none are lost.
+struct prefetch_pacer {
+    line_cursor w;
+    int every, wait = 1;
+    prefetch_pacer(const direct_prefetch& pf, int kc) : w(pf.w), every(std::max(1, kc / std::max(1, pf.w.count))) {}
+    VIT_AVX512_INLINE void step() {
+        if (w.left > 0 && --wait == 0) {
+            wait = every;
+            w.next();
+        }
+    }
 };
 
 // NR weight rows (w: the copy, row stride kc, so that every broadcast has an
@@ -165,25 +223,10 @@ VIT_AVX512 void direct_tile(int kc, const float* w, const float* at, float* ct, 
     for (int i = 0; i < NR; ++i)
 #pragma GCC unroll 2
         for (int v = 0; v < MV; ++v) acc[i][v] = _mm512_setzero_ps();
-    const char* prow = pf.count > 0 ? pf.base + (pf.first / pf.per_row) * pf.stride : nullptr;
-    const std::int64_t stride = pf.stride;
-    const int per_row = pf.per_row;
-    int pcol = pf.count > 0 ? pf.first % pf.per_row : 0, left = pf.count;
-    // Spread evenly over the k loop: a burst of DRAM misses would exceed the
-    // L1's outstanding-miss slots, and prefetches that find none are lost.
-    const int every = std::max(1, kc / std::max(1, left));
-    int wait = 1;
+    prefetch_pacer pace(pf, kc);
 #pragma GCC unroll 2
     for (int k = 0; k < kc; ++k) {
-        if (left > 0 && --wait == 0) {
-            _mm_prefetch(prow + 64 * pcol, _MM_HINT_T0);
-            --left;
-            wait = every;
-            if (++pcol == per_row) {
-                pcol = 0;
-                prow += stride;
-            }
-        }
+        pace.step();
         __m512 av[MV];
 #pragma GCC unroll 2
         for (int v = 0; v < MV; ++v) av[v] = _mm512_load_ps(at + MW * k + 16 * v);
@@ -238,21 +281,10 @@ VIT_AVX512 void direct_tail_tile(int kc, const float* w, const float* wt, const 
     for (int i = 0; i < NR; ++i) acc[i] = _mm512_setzero_ps();
 #pragma GCC unroll 4
     for (int t = 0; t < TT; ++t) tacc[t] = _mm512_setzero_ps();
-    const char* prow = pf.count > 0 ? pf.base + (pf.first / pf.per_row) * pf.stride : nullptr;
-    int pcol = pf.count > 0 ? pf.first % pf.per_row : 0, left = pf.count;
-    const int every = std::max(1, kc / std::max(1, left));
-    int wait = 1;
+    prefetch_pacer pace(pf, kc);
 #pragma GCC unroll 2
     for (int k = 0; k < kc; ++k) {
-        if (left > 0 && --wait == 0) {
-            _mm_prefetch(prow + 64 * pcol, _MM_HINT_T0);
-            --left;
-            wait = every;
-            if (++pcol == pf.per_row) {
-                pcol = 0;
-                prow += pf.stride;
-            }
-        }
+        pace.step();
         if constexpr (NR > 0) {
             const __m512 a0 = _mm512_load_ps(at + MW * k);
 #pragma GCC unroll 16
@@ -500,21 +532,10 @@ inline VIT_AVX512 void direct_columns(const float* at, std::int64_t m, std::int6
                     // many more, lines fetched early would be evicted by the
                     // At stream before the copy reads them.
                     const std::int64_t tiles = p1 - p0;
+                    const line_stream w_next = wn ? line_stream::of(wn, rows_n, kcb_n, ldw) : line_stream();
                     direct_prefetch pf;
-                    std::int64_t lines = 0;
-                    if (wn) {
-                        // Rows need not start on a line: a row's block spans
-                        // one line more than its length.
-                        const char* first = reinterpret_cast<const char*>(wn);
-                        const std::uintptr_t skew = reinterpret_cast<std::uintptr_t>(first) % 64;
-                        pf.base = first - skew;
-                        pf.stride = ldw * std::int64_t(sizeof(float));
-                        pf.per_row = static_cast<int>((skew + sizeof(float) * kcb_n + 63) / 64);
-                        lines = std::int64_t(pf.per_row) * rows_n;
-                    }
                     for (std::int64_t p = p0; p < p1; ++p) {
-                        pf.first = static_cast<int>(lines * (p - p0) / tiles);
-                        pf.count = static_cast<int>(lines * (p - p0 + 1) / tiles) - pf.first;
+                        pf.w = w_next.share(p - p0, tiles);
                         if (kb > 0 || seed_with_c) {
                             pf.ct = ct + (p + 1 < p1 ? g0 * ldct + (p + 1 - p0) * P::mw : (g0 + gn) * ldct);
                             pf.ct_cols = p + 1 < p1 ? gn : g + 1 < groups ? rows_n : 0;
