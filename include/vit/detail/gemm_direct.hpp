@@ -37,12 +37,13 @@
 // aliased residual (residual == c) safe to read in the epilogue without the
 // copy run_panels needs.
 //
-// Speed (direct-bench, one core, weights from DRAM): 0.90-0.95 of the packed
-// kernel at 145 rows, 0.93-1.0 at 1160. The weight rows are read from DRAM in
-// 1 KiB pieces 4 KiB apart, which only software prefetch covers; on 4 KiB
-// pages (a mapped file) this VM periodically makes every page expensive to
-// touch again, and then the direct kernel runs at 20-25% speed for a pass
-// over the weights, where the packed kernel (on huge pages) does not.
+// Speed (direct-bench, one core, weights from DRAM): 0.89-0.95 of the packed
+// kernel at 145 rows, 0.9-1.0 at 1160. The weight rows are read from DRAM in
+// 1 KiB pieces 4 or 16 KiB apart, which only software prefetch covers. On
+// 4 KiB pages (a mapped file) it is slower: at 1160 x 1024 x 4096 steadily
+// (0.58-0.66, cause not found), and everywhere during the episodes in which
+// this VM makes every page expensive to touch again (20-25% speed for a pass
+// over the weights; the packed kernel, on huge pages, is not affected).
 #pragma once
 
 #include "gemm_avx512.hpp"
