@@ -44,6 +44,15 @@ TEST_CASE("ViT-L/32-384 from the formula: logits and CLS trajectory match transf
         INFO("layer " << l);
         CHECK(test::max_abs_diff(out.hidden_states[l].row(0), traj.values, l * 1024) < 1e-4);
     }
+    // That call ran while the weights were being packed in the background
+    // (1.2 GB take a second or more), so some layers ran from the mapped
+    // file: once packing is over the same input must give the same bits.
+    const bool was_packing = !m.packed();
+    m.wait_packed();
+    const auto packed = m.forward(test::pixels_from_refs<float>({tiny_ref.get("coco_cats.resized_u8")}), opt, &ws);
+    WARN("first call " << (was_packing ? "overlapped" : "did not overlap") << " background packing");
+    CHECK(packed.logits == out.logits);
+    for (std::size_t l = 0; l < 25; ++l) CHECK(packed.hidden_states[l] == out.hidden_states[l]);
     Eigen::Index top1;
     out.logits.row(0).maxCoeff(&top1);
     CHECK(m.config().labels.at(std::size_t(top1)) == "class_899");  // reference.json's top-1

@@ -2,10 +2,13 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -65,7 +68,62 @@ pixel_values<T> make_pixel_values(const std::vector<image>& images, const prepro
 struct load_options {
     precision compute = precision::f32;  // the encoder's Linear layers; an int8 checkpoint is int8 anyway
     int threads = 0;                      // for packing the weights; 0: every core
+    // float32 on an AVX-512 CPU, from a file holding float32: return as soon
+    // as the weights are mapped and checked, and build the faster packed
+    // layout on `threads` background threads. Until a layer is packed it runs
+    // from the mapped file, with the same results bit for bit (at about 0.9x
+    // the speed). basic_model::wait_packed() waits for the end. Off: pack
+    // everything before load returns.
+    bool background_packing = true;
 };
+
+namespace detail {
+// Runs pack_item(0 .. items-1) on `threads` threads in the background, in
+// order, until done or destroyed (which stops it between items and waits).
+class background_packer {
+public:
+    template <class F>
+    background_packer(int threads, std::int64_t items, F pack_item)
+        : thread_([this, threads, items, pack_item] {
+              {
+                  thread_pool pool(threads);
+                  pool.parallel_for(items, [&](std::int64_t i) {
+                      if (stop_.load(std::memory_order_relaxed)) return;
+                      // A layer that fails to pack (out of memory) keeps
+                      // running from the file: slower, same results.
+                      try {
+                          pack_item(i);
+                      } catch (...) {
+                      }
+                  });
+              }
+              std::lock_guard<std::mutex> lock(mutex_);
+              done_ = true;
+              finished_.notify_all();
+          }) {}
+    background_packer(const background_packer&) = delete;
+    background_packer& operator=(const background_packer&) = delete;
+    ~background_packer() {
+        stop_.store(true);
+        thread_.join();
+    }
+    bool done() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return done_;
+    }
+    void wait() const {
+        std::unique_lock<std::mutex> lock(mutex_);
+        finished_.wait(lock, [this] { return done_; });
+    }
+
+private:
+    std::atomic<bool> stop_{false};
+    mutable std::mutex mutex_;
+    mutable std::condition_variable finished_;
+    bool done_ = false;
+    std::thread thread_;  // last: starts once the members above exist
+};
+}  // namespace detail
 
 // Wall-clock seconds per stage of the forward pass, added up over the calls
 // given the same profile (forward_options::profile). For finding where time
@@ -194,9 +252,22 @@ public:
         basic_model m;
         m.config_ = load_config(dir + "/config.json");
         m.preprocess_ = load_preprocess_config(dir);
-        const detail::tensor_store store = detail::read_checkpoint(dir);
-        m.load_weights(detail::weight_source(store, dir), opt);
+        m.store_ = std::make_shared<const detail::tensor_store>(detail::read_checkpoint(dir));
+        m.load_weights(detail::weight_source(*m.store_, dir), opt);
         return m;
+    }
+
+    // Movable, not copyable: a model may still be packing its weights in the
+    // background (load_options::background_packing).
+    basic_model(basic_model&&) noexcept = default;
+    basic_model& operator=(basic_model&&) noexcept = default;  // packer_ first: the old one stops first
+    ~basic_model() { packer_.reset(); }  // stop packing before the layers it writes go away
+
+    // Whether every layer runs on its packed weights (see
+    // load_options::background_packing); wait_packed() blocks until then.
+    bool packed() const { return !packer_ || packer_->done(); }
+    void wait_packed() const {
+        if (packer_) packer_->wait();
     }
 
     const vit::config& config() const { return config_; }
@@ -328,6 +399,8 @@ private:
         clock.lap(&profile::head);
     }
 
+    basic_model() = default;
+
     struct encoder_layer {
         detail::layer_norm<T> ln_before, ln_after;  // [H]
         detail::linear<T> qkv;                      // query|key|value stacked: [3H, H], bias [3H]
@@ -350,8 +423,10 @@ private:
         patch_proj_.load(w, spec{{"embeddings.patch_embeddings.projection"}, H, C * P * P, {H, C, P, P}, true},
                          precision::f32);
         layers_.resize(std::size_t(c.num_hidden_layers));
+        const int threads = opt.threads > 0 ? opt.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+        const bool defer = opt.background_packing && compute == precision::f32 && detail::linear<T>::can_defer();
         // Packing the weights is most of a load: spread the layers over threads.
-        detail::thread_pool pool(opt.threads > 0 ? opt.threads : int(std::max(1u, std::thread::hardware_concurrency())));
+        detail::thread_pool pool(threads);
         pool.parallel_for(c.num_hidden_layers, [&](index_t l) {
             const std::string p = "encoder.layer." + std::to_string(l) + ".";
             encoder_layer& L = layers_[std::size_t(l)];
@@ -359,11 +434,22 @@ private:
             L.ln_after.load(w, p + "layernorm_after", H, c.layer_norm_eps);
             // One [3H, H] product instead of three [H, H]: a third of the passes over the activations.
             const std::string a = p + "attention.attention.";
-            L.qkv.load(w, spec{{a + "query", a + "key", a + "value"}, H, H, {}, c.qkv_bias}, compute);
-            L.o_proj.load(w, spec{{p + "attention.output.dense"}, H, H, {}, true}, compute);
-            L.fc1.load(w, spec{{p + "intermediate.dense"}, I, H, {}, true}, compute);
-            L.fc2.load(w, spec{{p + "output.dense"}, H, I, {}, true}, compute);
+            L.qkv.load(w, spec{{a + "query", a + "key", a + "value"}, H, H, {}, c.qkv_bias}, compute, defer);
+            L.o_proj.load(w, spec{{p + "attention.output.dense"}, H, H, {}, true}, compute, defer);
+            L.fc1.load(w, spec{{p + "intermediate.dense"}, I, H, {}, true}, compute, defer);
+            L.fc2.load(w, spec{{p + "output.dense"}, H, I, {}, true}, compute, defer);
         });
+        if (defer) {
+            // Layers in forward order, so the first forwards gain from it soonest.
+            encoder_layer* layers = layers_.data();
+            std::shared_ptr<const detail::tensor_store> store = store_;
+            packer_ = std::make_unique<detail::background_packer>(
+                threads, index_t(layers_.size()) * 4, [layers, store](index_t i) {
+                    encoder_layer& L = layers[i / 4];
+                    detail::linear<T>* parts[] = {&L.qkv, &L.o_proj, &L.fc1, &L.fc2};
+                    parts[i % 4]->pack_deferred(*store);
+                });
+        }
         final_ln_.load(w, "layernorm", H, c.layer_norm_eps);
         if (c.arch == architecture::image_classification) {
             classifier_.load(w, spec{{"classifier"}, c.num_labels(), H, {}, true}, precision::f32);
@@ -408,6 +494,10 @@ private:
         return w.pos_resized.data();
     }
 
+    // Declared first: moved first (an old packer stops before the layers it
+    // writes are replaced); the destructor stops it explicitly.
+    std::unique_ptr<detail::background_packer> packer_;
+    std::shared_ptr<const detail::tensor_store> store_;  // the mapped file, for unpacked layers
     vit::config config_;
     preprocess_config preprocess_;
     std::vector<T> cls_token_;  // [H]

@@ -168,8 +168,12 @@ VIT_AVX512 inline void attention_head(const attention_args<float>& a, std::int64
     for (std::int64_t j = 0; j < n; ++j)
         for (std::int64_t c = 0; c < d; ++c) kt[c * np + j] = k[j * ld + c] * scale;
 
-    for (std::int64_t i0 = 0; i0 < n; i0 += attention_rows) {
-        const int rows = static_cast<int>(std::min<std::int64_t>(attention_rows, n - i0));
+    // Row blocks of nearly equal size (145 -> 13 blocks of 11-12 rows, not
+    // 12 x 12 + 1), so none runs at a fraction of the register block.
+    const std::int64_t blocks = (n + attention_rows - 1) / attention_rows;
+    for (std::int64_t blk = 0; blk < blocks; ++blk) {
+        const std::int64_t i0 = even_split(n, blocks, blk);
+        const int rows = static_cast<int>(even_split(n, blocks, blk + 1) - i0);
         for (std::int64_t j0 = 0; j0 < np; j0 += 32)
             rows_times_32_any(rows, d, q + i0 * ld, ld, kt + j0, np, s + j0, np, 0xffff, 0xffff);
         for (int i = 0; i < rows; ++i) softmax_row(s + i * np, n, probs + (i0 + i) * n);

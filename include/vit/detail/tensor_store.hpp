@@ -159,9 +159,18 @@ public:
             throw error(file + ": tensor '" + name + "' appears twice (also in " + it->second.file + ")");
         tensors_.emplace(name, entry{std::move(t), file});
     }
-    // Registers memory that is a read-only file mapping: release() may drop
-    // its pages, which the kernel reads back from the file if touched again.
-    void add_mapped_range(const unsigned char* p, std::size_t n) { mapped_.push_back({p, n}); }
+    // Registers memory that is a read-only file mapping (page-aligned, as
+    // mmap returns it): release() may drop its pages, which the kernel reads
+    // back from the file if touched again. Its page tables are filled here, in
+    // one call (about 60 ms for 1.2 GB in the page cache), instead of by a
+    // page fault per 4 KiB as the weights are first read, which costs seconds
+    // on a VM. Kernels before 5.14 lack MADV_POPULATE_READ: they just fault.
+    void add_mapped_range(const unsigned char* p, std::size_t n) {
+        mapped_.push_back({p, n});
+#ifdef MADV_POPULATE_READ
+        if (n) ::madvise(const_cast<unsigned char*>(p), n, MADV_POPULATE_READ);
+#endif
+    }
     // The loader is done with `t` (its weights are packed elsewhere): drop its
     // file pages from this process's memory, so that a model's peak memory
     // is its packed weights rather than those plus the whole file.
