@@ -10,7 +10,8 @@
 # `npm ci`, and the exported vit_l32_384.onnx / vit_l32_384.int8.onnx, which
 # its run_all.sh makes). MODEL_DIR: the ViT-L/32 checkpoint folder
 # (vit-make-formula writes one). ROUNDS: pairs per comparison (default 3).
-# VIT_BENCH: the vit-bench binary (default build/bench/vit-bench).
+# VIT_BENCH: the vit-bench binary (default build/bench/vit-bench); PY: the
+# Python with Debian's python3-torch (default /usr/bin/python3).
 # Only the two processes being timed should be running.
 set -eu
 [ $# -ge 2 ] || { sed -n '2,15p' "$0"; exit 2; }
@@ -18,6 +19,7 @@ PEERS=$(cd "$1" && pwd)
 MODEL=$2
 ROUNDS=${3:-3}
 VIT_BENCH=${VIT_BENCH:-build/bench/vit-bench}
+PY=${PY:-/usr/bin/python3}
 [ -x "$VIT_BENCH" ] || { echo "no vit-bench at $VIT_BENCH (set VIT_BENCH)" >&2; exit 2; }
 [ -s "$PEERS/vit_l32_384.onnx" ] && [ -s "$PEERS/vit_l32_384.int8.onnx" ] ||
     { echo "$PEERS: run its run_all.sh once (it exports the ONNX models)" >&2; exit 2; }
@@ -26,7 +28,7 @@ VIT_BENCH=${VIT_BENCH:-build/bench/vit-bench}
 # kernels for PyTorch, 2 threads everywhere, glibc malloc kept from
 # returning memory (page faults are expensive on this VM).
 TORCH="env LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp OPENBLAS_CORETYPE=SkylakeX OMP_NUM_THREADS=2
- GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184 python3 $PEERS/torch_vit.py"
+ GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184 $PY $PEERS/torch_vit.py"
 ORT="node $PEERS/ort_vit.mjs"
 
 out=$(mktemp)
@@ -52,7 +54,7 @@ for b in 1 8; do
     pair "fp32 vs PyTorch fp32" $b "$VIT_BENCH --model $MODEL --dtype f32" "$TORCH --mode eager"
 done
 
-python3 - "$out" <<'EOF'
+"$PY" - "$out" <<'EOF'
 import json, statistics as st, sys
 rows = {}
 for line in open(sys.argv[1]):

@@ -440,6 +440,7 @@ private:
             L.fc2.load(w, spec{{p + "output.dense"}, H, I, {}, true}, compute, defer);
         });
         if (defer) {
+            store_->populate();
             // Layers in forward order, so the first forwards gain from it soonest.
             encoder_layer* layers = layers_.data();
             std::shared_ptr<const detail::tensor_store> store = store_;
