@@ -137,3 +137,45 @@ TEST_CASE("threads: concurrent loads of the same checkpoint", "[threads]") {
     CHECK(bit_equal(logits[0], logits[1]));
     CHECK(bit_equal(logits[0], logits[2]));
 }
+
+TEST_CASE("threads: calls during background packing equal calls on packed weights, bit for bit", "[threads]") {
+    vit::load_options at_load;
+    at_load.background_packing = false;
+    const vit::model packed = vit::load_model(test::data("vit-tiny-random/model"), at_load);
+    REQUIRE(packed.packed());
+    const std::vector<job> work = jobs();
+    std::vector<result> expected;
+    {
+        vit::workspace<float> ws(2);
+        for (const job& j : work) expected.push_back(run(packed, j, ws));
+    }
+    std::atomic<int> mismatches{0}, failures{0};
+    for (int round = 0; round < 4; ++round) {
+        // Calls start as soon as load returns, from two threads, while the
+        // packer threads write the layers they read.
+        vit::model m = vit::load_model(test::data("vit-tiny-random/model"));
+        std::vector<std::thread> callers;
+        for (int t = 0; t < 2; ++t)
+            callers.emplace_back([&, t] {
+                try {
+                    vit::workspace<float> ws(2);
+                    for (std::size_t k = 0; k < work.size(); ++k) {
+                        const std::size_t i = (k + std::size_t(t)) % work.size();
+                        if (!bit_equal(run(m, work[i], ws), expected[i])) ++mismatches;
+                    }
+                } catch (...) {
+                    ++failures;
+                }
+            });
+        for (auto& th : callers) th.join();
+        m.wait_packed();
+        CHECK(m.packed());
+        // Replacing or dropping a model that is still packing stops its packer first.
+        m = vit::load_model(test::data("vit-tiny-random/model"));
+        { const vit::model dropped = vit::load_model(test::data("vit-tiny-random/model")); }
+        vit::workspace<float> ws(1);
+        if (!bit_equal(run(m, work.front(), ws), expected.front())) ++mismatches;
+    }
+    CHECK(failures == 0);
+    CHECK(mismatches == 0);
+}
