@@ -7,6 +7,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -427,18 +428,27 @@ private:
         const bool defer = opt.background_packing && compute == precision::f32 && detail::linear<T>::can_defer();
         // Packing the weights is most of a load: spread the layers over threads.
         detail::thread_pool pool(threads);
+        // Each layer's error is kept and the first layer's is thrown, so a bad
+        // checkpoint gets the same message however the threads ran.
+        std::vector<std::exception_ptr> failed(std::size_t(c.num_hidden_layers));
         pool.parallel_for(c.num_hidden_layers, [&](index_t l) {
-            const std::string p = "encoder.layer." + std::to_string(l) + ".";
-            encoder_layer& L = layers_[std::size_t(l)];
-            L.ln_before.load(w, p + "layernorm_before", H, c.layer_norm_eps);
-            L.ln_after.load(w, p + "layernorm_after", H, c.layer_norm_eps);
-            // One [3H, H] product instead of three [H, H]: a third of the passes over the activations.
-            const std::string a = p + "attention.attention.";
-            L.qkv.load(w, spec{{a + "query", a + "key", a + "value"}, H, H, {}, c.qkv_bias}, compute, defer);
-            L.o_proj.load(w, spec{{p + "attention.output.dense"}, H, H, {}, true}, compute, defer);
-            L.fc1.load(w, spec{{p + "intermediate.dense"}, I, H, {}, true}, compute, defer);
-            L.fc2.load(w, spec{{p + "output.dense"}, H, I, {}, true}, compute, defer);
+            try {
+                const std::string p = "encoder.layer." + std::to_string(l) + ".";
+                encoder_layer& L = layers_[std::size_t(l)];
+                L.ln_before.load(w, p + "layernorm_before", H, c.layer_norm_eps);
+                L.ln_after.load(w, p + "layernorm_after", H, c.layer_norm_eps);
+                // One [3H, H] product instead of three [H, H]: a third of the passes over the activations.
+                const std::string a = p + "attention.attention.";
+                L.qkv.load(w, spec{{a + "query", a + "key", a + "value"}, H, H, {}, c.qkv_bias}, compute, defer);
+                L.o_proj.load(w, spec{{p + "attention.output.dense"}, H, H, {}, true}, compute, defer);
+                L.fc1.load(w, spec{{p + "intermediate.dense"}, I, H, {}, true}, compute, defer);
+                L.fc2.load(w, spec{{p + "output.dense"}, H, I, {}, true}, compute, defer);
+            } catch (...) {
+                failed[std::size_t(l)] = std::current_exception();
+            }
         });
+        for (const auto& e : failed)
+            if (e) std::rethrow_exception(e);
         if (defer) {
             store_->populate();
             // Layers in forward order, so the first forwards gain from it soonest.
