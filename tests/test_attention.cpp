@@ -75,6 +75,28 @@ TEST_CASE("fused attention matches the portable one and a double reference", "[a
     }
 }
 
+// Without a probabilities buffer (the caller does not want them) each thread
+// keeps only the rows in flight; the context must not change by a bit.
+TEST_CASE("attention without kept probabilities gives the same context", "[attention]") {
+    const attention_shape shapes[] = {{1, 16, 145, 64}, {2, 3, 37, 24}, {1, 1, 1, 16}};
+    for (const auto& s : shapes) {
+        for (bool fast : {true, false}) {
+            if (fast && !attention_fast_available<float>()) continue;
+            CAPTURE(s.batch, s.heads, s.tokens, s.d, fast);
+            std::mt19937 rng(std::uint32_t(s.tokens + s.d));
+            std::normal_distribution<float> dist(0.f, 2.f);
+            std::vector<float> qkv(std::size_t(s.batch * s.tokens * 3 * s.heads * s.d));
+            for (auto& x : qkv) x = dist(rng);
+            std::vector<float> probs, kept;
+            run_attention(qkv, s, fast, probs, kept);
+            std::vector<float> alone(kept.size(), -7.f);
+            thread_pool pool(2);
+            attention<float>({qkv.data(), nullptr, alone.data(), s.batch, s.heads, s.tokens, s.d}, fast, pool);
+            CHECK(alone == kept);
+        }
+    }
+}
+
 TEST_CASE("vectorised LayerNorm matches the portable rows", "[attention]") {
     for (std::int64_t h : {1, 15, 16, 17, 48, 1024, 1031}) {
         CAPTURE(h);

@@ -327,7 +327,7 @@ private:
         const index_t heads = config_.num_attention_heads, d = config_.head_dim(), P = config_.patch_size;
         const index_t gh = px.height / P, gw = px.width / P, G = gh * gw, Tk = G + 1, rows = B * Tk;
         const index_t C = config_.num_channels;
-        w.reserve(rows, H, I, B * heads * Tk * Tk, B * G * C * P * P);
+        w.reserve(rows, H, I, opt.output_attentions ? B * heads * Tk * Tk : 0, B * G * C * P * P);
         detail::thread_pool& pool = w.pool_;
         detail::stage_clock clock(opt.profile);
         T* x = w.x.data();  // the residual stream [rows, H]
@@ -362,7 +362,8 @@ private:
         const detail::activation act = config_.act == hidden_act::gelu        ? detail::activation::gelu_erf
                                        : config_.act == hidden_act::gelu_tanh ? detail::activation::gelu_tanh
                                                                                : detail::activation::relu;
-        T *ln = w.ln.data(), *qkv = w.qkv.data(), *ctx = w.ctx.data(), *mlp = w.mlp.data(), *probs = w.probs.data();
+        T *ln = w.ln.data(), *qkv = w.qkv.data(), *ctx = w.ctx.data(), *mlp = w.mlp.data();
+        T* probs = opt.output_attentions ? w.probs.data() : nullptr;
         for (std::size_t l = 0; l < layers_.size(); ++l) {
             const encoder_layer& L = layers_[l];
             // x = x + o_proj(attention(layernorm_before(x)))

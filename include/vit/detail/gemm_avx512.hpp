@@ -30,6 +30,41 @@ template <int Imm>
 VIT_AVX512_INLINE __m512 roundscale_ps(__m512 a) { return _mm512_maskz_roundscale_ps(__mmask16(0xffff), a, Imm); }
 
 
+// 16 x 16 transpose in registers: r[i] lane j -> r[j] lane i.
+VIT_AVX512_INLINE void transpose16(__m512 r[16]) {
+    // Zero-masked forms with a full mask: GCC 12 warns about the unmasked
+    // ones' undefined source operand.
+    const __mmask16 full = 0xffff;
+    __m512 t[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+        t[2 * i] = _mm512_maskz_unpacklo_ps(full, r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_maskz_unpackhi_ps(full, r[2 * i], r[2 * i + 1]);
+    }
+    // Lane group L of r[4i + q]: column 4L + q of rows 4i .. 4i + 3.
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+        r[4 * i] = _mm512_maskz_shuffle_ps(full, t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm512_maskz_shuffle_ps(full, t[4 * i], t[4 * i + 2], 0xee);
+        r[4 * i + 2] = _mm512_maskz_shuffle_ps(full, t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm512_maskz_shuffle_ps(full, t[4 * i + 1], t[4 * i + 3], 0xee);
+    }
+    // 4 x 4 transpose of 128-bit lane groups among r[q], r[4 + q], r[8 + q], r[12 + q].
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+        const __m512 u0 = _mm512_maskz_shuffle_f32x4(full, r[q], r[4 + q], 0x44);
+        const __m512 u1 = _mm512_maskz_shuffle_f32x4(full, r[q], r[4 + q], 0xee);
+        const __m512 u2 = _mm512_maskz_shuffle_f32x4(full, r[8 + q], r[12 + q], 0x44);
+        const __m512 u3 = _mm512_maskz_shuffle_f32x4(full, r[8 + q], r[12 + q], 0xee);
+        t[q] = _mm512_maskz_shuffle_f32x4(full, u0, u2, 0x88);
+        t[4 + q] = _mm512_maskz_shuffle_f32x4(full, u0, u2, 0xdd);
+        t[8 + q] = _mm512_maskz_shuffle_f32x4(full, u1, u3, 0x88);
+        t[12 + q] = _mm512_maskz_shuffle_f32x4(full, u1, u3, 0xdd);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
 // exp(hi + lo), |lo| <= ~2: the caller's argument is the sum of a large
 // exact-ish part and a small one (e.g. -a*a split by FMA, plus a polynomial),
 // and keeping them apart through the range reduction keeps erfc's relative
@@ -119,14 +154,29 @@ VIT_AVX512_INLINE __m512 activate_ps(__m512 v) {
 }
 
 // c[i, 0:16*vecs] = act(c + bias) + residual over a block of rows, in place.
-// `mask` covers the last vector (output column tail).
+// `mask` covers the last vector (output column tail). Four rows at a time:
+// GELU is one long dependency chain per vector, and four independent chains
+// side by side keep both FP pipes busy (one at a time ran at half speed).
 template <activation A>
 VIT_AVX512 void epilogue_rows(float* c, std::int64_t ldc, int rows, int vecs, __mmask16 mask, const float* bias,
                               const float* res, std::int64_t ldr) {
+    constexpr int R = 4;
     for (int v = 0; v < vecs; ++v) {
         const __mmask16 mk = v == vecs - 1 ? mask : __mmask16(0xffff);
         const __m512 b = bias ? _mm512_maskz_loadu_ps(mk, bias + 16 * v) : _mm512_setzero_ps();
-        for (int i = 0; i < rows; ++i) {
+        int i = 0;
+        for (; i + R <= rows; i += R) {
+            __m512 x[R];
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r)
+                x[r] = activate_ps<A>(_mm512_add_ps(_mm512_maskz_loadu_ps(mk, c + (i + r) * ldc + 16 * v), b));
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r) {
+                if (res) x[r] = _mm512_add_ps(x[r], _mm512_maskz_loadu_ps(mk, res + (i + r) * ldr + 16 * v));
+                _mm512_mask_storeu_ps(c + (i + r) * ldc + 16 * v, mk, x[r]);
+            }
+        }
+        for (; i < rows; ++i) {
             float* p = c + i * ldc + 16 * v;
             __m512 x = activate_ps<A>(_mm512_add_ps(_mm512_maskz_loadu_ps(mk, p), b));
             if (res) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mk, res + i * ldr + 16 * v));

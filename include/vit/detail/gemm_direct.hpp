@@ -78,41 +78,6 @@ struct direct_policy {
     static constexpr int max_tail = 4;
 };
 
-// 16 x 16 transpose in registers: r[i] lane j -> r[j] lane i.
-VIT_AVX512_INLINE void transpose16(__m512 r[16]) {
-    // Zero-masked forms with a full mask: GCC 12 warns about the unmasked
-    // ones' undefined source operand.
-    const __mmask16 full = 0xffff;
-    __m512 t[16];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; ++i) {
-        t[2 * i] = _mm512_maskz_unpacklo_ps(full, r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_maskz_unpackhi_ps(full, r[2 * i], r[2 * i + 1]);
-    }
-    // Lane group L of r[4i + q]: column 4L + q of rows 4i .. 4i + 3.
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) {
-        r[4 * i] = _mm512_maskz_shuffle_ps(full, t[4 * i], t[4 * i + 2], 0x44);
-        r[4 * i + 1] = _mm512_maskz_shuffle_ps(full, t[4 * i], t[4 * i + 2], 0xee);
-        r[4 * i + 2] = _mm512_maskz_shuffle_ps(full, t[4 * i + 1], t[4 * i + 3], 0x44);
-        r[4 * i + 3] = _mm512_maskz_shuffle_ps(full, t[4 * i + 1], t[4 * i + 3], 0xee);
-    }
-    // 4 x 4 transpose of 128-bit lane groups among r[q], r[4 + q], r[8 + q], r[12 + q].
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; ++q) {
-        const __m512 u0 = _mm512_maskz_shuffle_f32x4(full, r[q], r[4 + q], 0x44);
-        const __m512 u1 = _mm512_maskz_shuffle_f32x4(full, r[q], r[4 + q], 0xee);
-        const __m512 u2 = _mm512_maskz_shuffle_f32x4(full, r[8 + q], r[12 + q], 0x44);
-        const __m512 u3 = _mm512_maskz_shuffle_f32x4(full, r[8 + q], r[12 + q], 0xee);
-        t[q] = _mm512_maskz_shuffle_f32x4(full, u0, u2, 0x88);
-        t[4 + q] = _mm512_maskz_shuffle_f32x4(full, u0, u2, 0xdd);
-        t[8 + q] = _mm512_maskz_shuffle_f32x4(full, u1, u3, 0x88);
-        t[12 + q] = _mm512_maskz_shuffle_f32x4(full, u1, u3, 0xdd);
-    }
-#pragma GCC unroll 16
-    for (int i = 0; i < 16; ++i) r[i] = t[i];
-}
-
 // Offset of the At block (k-block starting at k0, panel p): k-blocks
 // outermost, then panels, then the block's [k][32]. A tile reads one panel's
 // block front to back, and the tiles of a weight group sweep the panels in

@@ -72,8 +72,16 @@ struct int8_out {
 template <int MR>
 VIT_AVX512_VNNI void int8_tile(int kq, const std::uint8_t* a, const std::int8_t* b, std::int32_t* part,
                                std::int64_t ldp, bool load_part, const int8_out* out, float* c, std::int64_t ldc,
-                               __mmask16 m0, __mmask16 m1) {
+                               __mmask16 m0, __mmask16 m1, const tile_prefetch& pf) {
     constexpr int KC = int8_policy::kc;
+    // The output rows this tile writes at the end are usually cold (last
+    // written a layer ago): fetching them now hides the misses behind the sums.
+    if (out)
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) {
+            __builtin_prefetch(c + i * ldc, 1);
+            __builtin_prefetch(c + i * ldc + 16, 1);
+        }
     __m512i c0[MR], c1[MR];
     if (load_part) {
 #pragma GCC unroll 16
@@ -87,6 +95,7 @@ VIT_AVX512_VNNI void int8_tile(int kq, const std::uint8_t* a, const std::int8_t*
     }
 #pragma GCC unroll 2
     for (int s = 0; s < kq; ++s) {
+        if (s < pf.b_lines) _mm_prefetch(pf.b + 64 * s, _MM_HINT_T0);
         const __m512i b0 = _mm512_load_si512(b + 128 * s);
         const __m512i b1 = _mm512_load_si512(b + 128 * s + 64);
 #pragma GCC unroll 16
@@ -128,7 +137,7 @@ VIT_AVX512_VNNI void int8_tile(int kq, const std::uint8_t* a, const std::int8_t*
 }
 
 using int8_tile_fn = void (*)(int, const std::uint8_t*, const std::int8_t*, std::int32_t*, std::int64_t, bool,
-                              const int8_out*, float*, std::int64_t, __mmask16, __mmask16);
+                              const int8_out*, float*, std::int64_t, __mmask16, __mmask16, const tile_prefetch&);
 
 inline int8_tile_fn int8_tile_for(int rows) {
     static constexpr int8_tile_fn table[] = {
@@ -232,7 +241,19 @@ VIT_AVX512_VNNI inline void int8_run_panels(const std::uint8_t* qa, const row_qu
                 const __mmask16 m0 = width >= 16 ? 0xffff : __mmask16((1u << width) - 1);
                 const __mmask16 m1 = width >= 32 ? 0xffff : width <= 16 ? 0 : __mmask16((1u << (width - 16)) - 1);
                 const std::int8_t* bp = wp + block_offset<P>(panels, k, k0, p);
+                // The weight block taken next (next panel, else the next
+                // k-block's first), fetched a share per tile as in run_panels.
+                const std::int64_t np = p + 1 < p_end ? p + 1 : k0 + kc < k ? p_begin : -1;
+                const std::int64_t nk0 = p + 1 < p_end ? k0 : k0 + P::kc;
+                const std::int64_t b_lines =
+                    np < 0 ? 0 : (block_offset<P>(panels, k, nk0, np + 1) - block_offset<P>(panels, k, nk0, np)) / 64;
                 for (std::int64_t t = 0; t < tiles; ++t) {
+                    tile_prefetch pf;
+                    if (np >= 0) {
+                        const std::int64_t l0 = b_lines * t / tiles, l1 = b_lines * (t + 1) / tiles;
+                        pf.b = reinterpret_cast<const char*>(wp + block_offset<P>(panels, k, nk0, np)) + 64 * l0;
+                        pf.b_lines = static_cast<int>(l1 - l0);
+                    }
                     const std::int64_t i0 = even_split(rows, tiles, t), tr = even_split(rows, tiles, t + 1) - i0;
                     float* ct = c + (r0 + i0) * ldc + j0;
                     std::int32_t* pt = part ? part + i0 * ncols_pad + (j0 - col0) : nullptr;
@@ -243,7 +264,7 @@ VIT_AVX512_VNNI inline void int8_run_panels(const std::uint8_t* qa, const row_qu
                             rz[i] = rq[r0 + i0 + i].zero;
                         }
                     int8_tile_for(static_cast<int>(tr))((kc + 3) / 4, ap + i0 * P::kc, bp, pt, ncols_pad, !first,
-                                                        last ? &out : nullptr, ct, ldc, m0, m1);
+                                                        last ? &out : nullptr, ct, ldc, m0, m1, pf);
                     if (last && (ep.act != activation::none || res)) {
                         const int vecs = (width + 15) / 16;
                         const __mmask16 tail = width % 16 ? __mmask16((1u << (width % 16)) - 1) : __mmask16(0xffff);
