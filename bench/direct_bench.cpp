@@ -31,23 +31,11 @@
 
 #include "vit/detail/gemm.hpp"
 #include "vit/detail/gemm_direct.hpp"
+#include "bench_common.hpp"
 
 using namespace vit::detail;
 
 namespace {
-
-struct shape {
-    const char* name;
-    std::int64_t n, k;
-    activation act;
-    bool residual;  // aliased, as the model's residual stream
-};
-
-double cpu_seconds() {
-    timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 // n floats on 4 KiB pages (no transparent huge pages), or huge pages.
 class weight_copy {
@@ -80,11 +68,6 @@ private:
     aligned_array<float> huge_;
 };
 
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -97,10 +80,6 @@ int main(int argc, char** argv) {
     std::vector<int> thread_counts;
     for (int i = 3; i < argc; ++i) thread_counts.push_back(std::atoi(argv[i]));
     if (thread_counts.empty()) thread_counts = {1, 2};
-    const shape shapes[] = {{"qkv", 3072, 1024, activation::none, false},
-                            {"attn_out", 1024, 1024, activation::none, true},
-                            {"mlp_up", 4096, 1024, activation::gelu_erf, false},
-                            {"mlp_down", 1024, 4096, activation::none, true}};
     std::mt19937 rng(1);
     std::uniform_real_distribution<float> dist(-1.f, 1.f);
     std::printf("reps %d (median of each kernel, calls interleaved), direct weights on %s pages\n", reps,
@@ -112,7 +91,7 @@ int main(int argc, char** argv) {
     for (int threads : thread_counts) {
         thread_pool pool(threads);
         for (std::int64_t m : {145, 1160}) {
-            for (const shape& s : shapes) {
+            for (const bench::shape& s : bench::vit_l_shapes) {
                 // Distinct copies, > 64 MiB per kernel: every call streams its weights from DRAM.
                 const std::int64_t bytes = 4 * s.n * s.k;
                 const std::int64_t copies = std::max<std::int64_t>(4, ((96 << 20) + bytes - 1) / bytes);
@@ -129,16 +108,7 @@ int main(int argc, char** argv) {
                 for (auto& x : bias) x = dist(rng);
                 for (auto& x : c0) x = dist(rng);
                 std::vector<float> c1 = c0, c2 = c0;
-                auto ep_for = [&](std::vector<float>& c) {
-                    epilogue<float> ep;
-                    ep.bias = bias.data();
-                    ep.act = s.act;
-                    if (s.residual) {
-                        ep.residual = c.data();
-                        ep.ld_residual = s.n;
-                    }
-                    return ep;
-                };
+                auto ep_for = [&](std::vector<float>& c) { return bench::epilogue_for(s, bias.data(), c.data()); };
                 // One untimed round on fresh outputs, compared bit for bit.
                 std::int64_t next = 0;
                 packed[0].run(a.data(), m, s.k, c1.data(), s.n, ep_for(c1), pool);
@@ -152,7 +122,7 @@ int main(int argc, char** argv) {
                         const bool direct = (order == 0) == (r % 2 == 0);
                         std::vector<float>& c = direct ? c2 : c1;
                         const epilogue<float> ep = ep_for(c);
-                        const double c0 = cpu_seconds();
+                        const double c0 = bench::cpu_seconds();
                         const auto t0 = std::chrono::steady_clock::now();
                         if (direct)
                             avx512::direct_run(a.data(), m, s.k, raw[next]->data(), s.n, s.k, s.k, c.data(), s.n, ep,
@@ -160,7 +130,7 @@ int main(int argc, char** argv) {
                         else
                             packed[next].run(a.data(), m, s.k, c.data(), s.n, ep, pool);
                         const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-                        const double dc = (cpu_seconds() - c0) / threads;
+                        const double dc = (bench::cpu_seconds() - c0) / threads;
                         if (r > 0) {  // the first round warms up
                             (direct ? td : tp).push_back(dt);
                             (direct ? cd : cp).push_back(dc);
@@ -168,8 +138,8 @@ int main(int argc, char** argv) {
                     }
                 }
                 const double flop = 2.0 * m * s.n * s.k;
-                const double gp = flop / median(tp) * 1e-9, gd = flop / median(td) * 1e-9;
-                const double gcp = flop / median(cp) * 1e-9, gcd = flop / median(cd) * 1e-9;
+                const double gp = flop / bench::median(tp) * 1e-9, gd = flop / bench::median(td) * 1e-9;
+                const double gcp = flop / bench::median(cp) * 1e-9, gcd = flop / bench::median(cd) * 1e-9;
                 std::printf("%-9s %5lld %5lld %5lld %3d %8.1f %8.1f %6.3f %8.1f %8.1f %6.3f %5s\n", s.name,
                             (long long)m, (long long)s.n, (long long)s.k, threads, gp, gd, gd / gp, gcp, gcd, gcd / gcp,
                             same ? "yes" : "NO");

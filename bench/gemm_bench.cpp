@@ -18,23 +18,11 @@
 #include "vit/detail/gemm.hpp"
 #include "vit/detail/gemm_bf16.hpp"
 #include "vit/detail/gemm_int8.hpp"
+#include "bench_common.hpp"
 
 using namespace vit::detail;
 
 namespace {
-
-struct shape {
-    const char* name;
-    std::int64_t n, k;
-    activation act;
-    bool residual;
-};
-
-double cpu_seconds() {
-    timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 // Median wall time, and median process CPU time: the second is less disturbed
 // by other processes taking a core (the pool's idle threads sleep), which
@@ -47,11 +35,11 @@ template <class F>
 timing time_calls(int reps, F&& f) {
     std::vector<double> t, cpu;
     for (int r = 0; r < reps; ++r) {
-        const double c0 = cpu_seconds();
+        const double c0 = bench::cpu_seconds();
         const auto t0 = std::chrono::steady_clock::now();
         f();
         t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-        cpu.push_back(cpu_seconds() - c0);
+        cpu.push_back(bench::cpu_seconds() - c0);
     }
     std::sort(t.begin(), t.end());
     std::sort(cpu.begin(), cpu.end());
@@ -68,10 +56,6 @@ int main(int argc, char** argv) {
                              : which == "avx2"   ? gemm_kernel::avx2
                              : which == "avx512" ? gemm_kernel::avx512
                                                  : gemm_kernel::automatic;
-    const shape shapes[] = {{"qkv", 3072, 1024, activation::none, false},
-                            {"attn_out", 1024, 1024, activation::none, true},
-                            {"mlp_up", 4096, 1024, activation::gelu_erf, false},
-                            {"mlp_down", 1024, 4096, activation::none, true}};
     thread_pool pool(threads);
     std::mt19937 rng(1);
     std::uniform_real_distribution<float> dist(-1.f, 1.f);
@@ -79,7 +63,7 @@ int main(int argc, char** argv) {
     std::printf("%-10s %6s %6s %6s %10s %10s %14s %10s %14s\n", "shape", "m", "n", "k", "ms", "GFLOP/s",
                 "GFLOP/cpu-s*T", "best", "best cpu");
     for (std::int64_t m : {145, 1160}) {
-        for (const shape& s : shapes) {
+        for (const bench::shape& s : bench::vit_l_shapes) {
             std::vector<float> w(s.n * s.k), a(m * s.k), bias(s.n), c(m * s.n);
             for (auto& x : w) x = dist(rng) * 0.03f;
             // As in the model, weights come from DRAM: cycle through copies
@@ -105,13 +89,7 @@ int main(int argc, char** argv) {
                     lin.emplace_back(w.data(), s.n, s.k, want);
             }
             std::int64_t next = 0;
-            epilogue<float> ep;
-            ep.bias = bias.data();
-            ep.act = s.act;
-            if (s.residual) {
-                ep.residual = c.data();
-                ep.ld_residual = s.n;
-            }
+            const epilogue<float> ep = bench::epilogue_for(s, bias.data(), c.data());
             auto call = [&] {
                 if (!lin8.empty())
                     lin8[next].run(a.data(), m, s.k, c.data(), s.n, ep, pool);

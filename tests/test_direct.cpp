@@ -10,14 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "gemm_helpers.hpp"
 #include "vit/detail/gemm.hpp"
 #include "vit/detail/gemm_direct.hpp"
 
 using namespace vit::detail;
+using test::res_mode;
 
 namespace {
-
-enum class res_mode { none, separate, alias };
 
 struct direct_problem {
     std::int64_t m, n, k;
@@ -47,16 +47,7 @@ direct_problem make_direct_problem(std::int64_t m, std::int64_t n, std::int64_t 
 std::vector<float> run_direct_case(const packed_linear<float>* lin, const direct_problem& p, bool bias,
                                    activation act, res_mode rm, thread_pool& pool) {
     std::vector<float> c = p.c0, res = p.c0;
-    epilogue<float> ep;
-    ep.bias = bias ? p.bias.data() : nullptr;
-    ep.act = act;
-    if (rm == res_mode::separate) {
-        ep.residual = res.data();
-        ep.ld_residual = p.ldc;
-    } else if (rm == res_mode::alias) {
-        ep.residual = c.data();
-        ep.ld_residual = p.ldc;
-    }
+    const epilogue<float> ep = test::make_epilogue(bias ? p.bias.data() : nullptr, act, rm, c.data(), res.data(), p.ldc);
     if (lin)
         lin->run(p.a.data(), p.m, p.lda, c.data(), p.ldc, ep, pool);
     else

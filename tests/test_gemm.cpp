@@ -9,11 +9,13 @@
 #include <thread>
 #include <vector>
 
+#include "gemm_helpers.hpp"
 #include "vit/detail/gemm.hpp"
 #include "vit/detail/gemm_bf16.hpp"
 #include "vit/detail/gemm_int8.hpp"
 
 using namespace vit::detail;
+using test::res_mode;
 
 namespace {
 
@@ -36,8 +38,6 @@ problem make_problem(std::int64_t m, std::int64_t n, std::int64_t k, std::uint32
     for (auto& x : p.c0) x = d(rng);
     return p;
 }
-
-enum class res_mode { none, separate, alias };
 
 // Reference in double; also returns per element sum |a||w| + |bias| (the
 // scale of the rounding error of any float summation order).
@@ -81,16 +81,7 @@ std::vector<float> run_case(const L& lin, const problem& p, const std::vector<fl
                             res_mode rm, thread_pool& pool) {
     const std::int64_t lda = p.k + 3, ldc = p.n + 5;
     std::vector<float> c = p.c0, res = p.c0;
-    epilogue<float> ep;
-    ep.bias = bias ? p.bias.data() : nullptr;
-    ep.act = act;
-    if (rm == res_mode::separate) {
-        ep.residual = res.data();
-        ep.ld_residual = ldc;
-    } else if (rm == res_mode::alias) {
-        ep.residual = c.data();
-        ep.ld_residual = ldc;
-    }
+    const epilogue<float> ep = test::make_epilogue(bias ? p.bias.data() : nullptr, act, rm, c.data(), res.data(), ldc);
     lin.run(a.data(), p.m, lda, c.data(), ldc, ep, pool);
     return c;
 }

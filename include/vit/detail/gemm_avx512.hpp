@@ -281,19 +281,10 @@ VIT_AVX512 void run_panels(const float* a, std::int64_t m, std::int64_t lda, con
     if (p_begin >= p_end) return;
     const std::int64_t col0 = p_begin * 32, col1 = std::min(n, p_end * 32), ncols = col1 - col0;
 
-    // Output feeds its own residual: with a linear epilogue the residual just
-    // seeds the accumulators; otherwise it is saved before c is overwritten.
-    const bool res_is_c = ep.residual == c && ep.ld_residual == ldc;
-    const bool seed_with_c = res_is_c && ep.act == activation::none;
-    const float* res = seed_with_c ? nullptr : ep.residual;  // element (i, col0)
-    std::int64_t ldr = ep.ld_residual;
-    if (res) res += col0;
-    if (res_is_c && !seed_with_c) {
-        float* saved = static_cast<float*>(thread_scratch(1, sizeof(float) * m * ncols));
-        for (std::int64_t i = 0; i < m; ++i) std::memcpy(saved + i * ncols, c + i * ldc + col0, sizeof(float) * ncols);
-        res = saved;
-        ldr = ncols;
-    }
+    const residual_view rv = residual_for(ep, c, ldc, m, col0, ncols);
+    const bool seed_with_c = rv.seed_with_c;
+    const float* res = rv.res;  // element (i, col0)
+    const std::int64_t ldr = rv.ldr;
 
     const std::int64_t panels = (n + 31) / 32;
     const std::int64_t mblocks = (m + P::mc - 1) / P::mc;

@@ -153,4 +153,33 @@ inline void* thread_scratch(int slot, std::size_t bytes) {
     return buf.data();
 }
 
+// The residual that output columns [col0, col0 + ncols) of c add, by the one
+// rule every kernel follows (so their sums associate alike): when the
+// residual is c itself and the epilogue is linear, it seeds the sums
+// (seed_with_c, res null); when it is c but an activation comes first, the
+// columns are saved to scratch before the product overwrites them.
+struct residual_view {
+    bool seed_with_c = false;
+    const float* res = nullptr;  // element (0, col0), or null
+    std::int64_t ldr = 0;
+};
+
+inline residual_view residual_for(const epilogue<float>& ep, const float* c, std::int64_t ldc, std::int64_t m,
+                                  std::int64_t col0, std::int64_t ncols) {
+    residual_view r;
+    const bool res_is_c = ep.residual == c && ep.ld_residual == ldc;
+    r.seed_with_c = res_is_c && ep.act == activation::none;
+    if (!ep.residual || r.seed_with_c) return r;
+    if (!res_is_c) {
+        r.res = ep.residual + col0;
+        r.ldr = ep.ld_residual;
+        return r;
+    }
+    float* saved = static_cast<float*>(thread_scratch(1, sizeof(float) * m * ncols));
+    for (std::int64_t i = 0; i < m; ++i) std::memcpy(saved + i * ncols, c + i * ldc + col0, sizeof(float) * ncols);
+    r.res = saved;
+    r.ldr = ncols;
+    return r;
+}
+
 }  // namespace vit::detail
