@@ -13,6 +13,8 @@
 #include "gemm_helpers.hpp"
 #include "vit/detail/gemm.hpp"
 #include "vit/detail/gemm_direct.hpp"
+#include "vit/detail/checkpoint.hpp"
+#include "vit/detail/layers.hpp"
 
 using namespace vit::detail;
 using test::res_mode;
@@ -156,4 +158,38 @@ TEST_CASE("direct linear layer handles k = 0 and empty outputs", "[direct]") {
     // m = 0 or n = 0: nothing is touched.
     avx512::direct_run(nullptr, 0, 0, nullptr, n, 0, 0, nullptr, n, {}, pool);
     avx512::direct_run(nullptr, m, 0, nullptr, 0, 0, 0, nullptr, 0, {}, pool);
+}
+
+// A stacked layer left unpacked (background packing not yet at it) runs from
+// the mapped file part by part; it must equal the packed layer bit for bit,
+// with the file's biases and without (qkv_bias = false: zeros). Unlike the
+// model-level test during packing, this one cannot miss the unpacked path.
+TEST_CASE("a deferred stacked layer equals the packed one, with and without bias", "[direct]") {
+    if (!linear<float>::can_defer()) {
+        WARN("no AVX-512 on this CPU: layers are never deferred here");
+        return;
+    }
+    const std::string dir = std::string(VIT_TEST_DATA) + "/vit-tiny-random/model";
+    const tensor_store store = read_checkpoint(dir);
+    const weight_source src(store, dir);
+    const std::int64_t H = 64;  // the tiny fixture's hidden size
+    const std::string a = "encoder.layer.0.attention.attention.";
+    for (bool has_bias : {true, false}) {
+        CAPTURE(has_bias);
+        const linear<float>::spec s{{a + "query", a + "key", a + "value"}, H, H, {}, has_bias};
+        linear<float> deferred, packed;
+        deferred.load(src, s, vit::precision::f32, true);
+        packed.load(src, s, vit::precision::f32, false);
+        REQUIRE(deferred.packed);
+        REQUIRE_FALSE(deferred.packed->load());
+        const std::int64_t m = 17;
+        std::vector<float> x(std::size_t(m * H)), y1(std::size_t(m * 3 * H), -7.f), y2 = y1;
+        std::mt19937 rng(5);
+        std::normal_distribution<float> d(0.f, 1.f);
+        for (auto& v : x) v = d(rng);
+        thread_pool pool(2);
+        deferred.run(x.data(), m, H, y1.data(), 3 * H, pool);
+        packed.run(x.data(), m, H, y2.data(), 3 * H, pool);
+        CHECK(std::memcmp(y1.data(), y2.data(), sizeof(float) * y1.size()) == 0);
+    }
 }
