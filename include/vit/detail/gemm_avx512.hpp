@@ -247,6 +247,34 @@ inline std::int64_t packed_size(std::int64_t n, std::int64_t k) {
     return panels * 32 * kpad;
 }
 
+// The weight block a sweep takes after panel p of the k-block at k0: the
+// next panel of the column chunk [q0, q1), else the chunk's first panel in
+// the next k-block, else the next chunk's first panel (chunks end at p_end).
+struct weight_block {
+    std::int64_t p = -1, k0 = 0;  // p < 0: none (the sweep ends)
+};
+inline weight_block next_weight_block(std::int64_t p, std::int64_t k0, std::int64_t kc, bool last, std::int64_t q0,
+                                      std::int64_t q1, std::int64_t p_end) {
+    if (p + 1 < q1) return {p + 1, k0};
+    if (!last) return {q0, k0 + kc};
+    if (q1 < p_end) return {q1, 0};
+    return {};
+}
+
+// Tile t of `tiles` fetches its share of block nb's lines while it computes:
+// spread over the tiles, the next block arrives from DRAM in time.
+template <class P>
+inline void fetch_share(tile_prefetch& pf, const typename P::w_t* wp, std::int64_t panels, std::int64_t k,
+                        weight_block nb, std::int64_t t, std::int64_t tiles) {
+    if (nb.p < 0) return;
+    const std::int64_t first = block_offset<P>(panels, k, nb.k0, nb.p);
+    const std::int64_t lines =
+        std::int64_t(sizeof(typename P::w_t)) * (block_offset<P>(panels, k, nb.k0, nb.p + 1) - first) / 64;
+    const std::int64_t l0 = lines * t / tiles, l1 = lines * (t + 1) / tiles;
+    pf.b = reinterpret_cast<const char*>(wp + first) + 64 * l0;
+    pf.b_lines = static_cast<int>(l1 - l0);
+}
+
 // Packs w[n][k] (get(j, kk) returns element (j, kk) already converted to
 // w_t); element (j, kk) of a block lands at [kk / kstep][j][kk % kstep].
 template <class P, class Get>
@@ -316,36 +344,17 @@ VIT_AVX512 void run_panels(const float* a, std::int64_t m, std::int64_t lda, con
                     const __mmask16 m1 =
                         width >= 32 ? 0xffff : width <= 16 ? 0 : __mmask16((1u << (width - 16)) - 1);
                     const typename P::w_t* bp = wp + block_offset<P>(panels, k, k0, p);
-                    // The weight block the loop takes next.
-                    std::int64_t np = -1, nk0 = k0;
-                    if (p + 1 < q1) {
-                        np = p + 1;
-                    } else if (!last) {
-                        np = q0;
-                        nk0 = k0 + P::kc;
-                    } else if (q1 < p_end) {
-                        np = q1;
-                        nk0 = 0;
-                    }
-                    const std::int64_t b_bytes =
-                        np < 0 ? 0
-                               : std::int64_t(sizeof(typename P::w_t)) *
-                                     (block_offset<P>(panels, k, nk0, np + 1) - block_offset<P>(panels, k, nk0, np));
+                    const weight_block nb = next_weight_block(p, k0, P::kc, last, q0, q1, p_end);
                     for (std::int64_t t = 0; t < tiles; ++t) {
                         const std::int64_t i0 = even_split(rows, tiles, t), tr = even_split(rows, tiles, t + 1) - i0;
                         float* ct = c + (r0 + i0) * ldc + j0;
                         tile_prefetch pf;
-                        if (np >= 0) {
-                            const std::int64_t lines = b_bytes / 64, l0 = lines * t / tiles,
-                                               l1 = lines * (t + 1) / tiles;
-                            pf.b = reinterpret_cast<const char*>(wp + block_offset<P>(panels, k, nk0, np)) + 64 * l0;
-                            pf.b_lines = static_cast<int>(l1 - l0);
-                        }
+                        fetch_share<P>(pf, wp, panels, k, nb, t, tiles);
                         if (t + 1 < tiles) {
                             pf.c = c + (r0 + i0 + tr) * ldc + j0;
                             pf.c_rows = static_cast<int>(even_split(rows, tiles, t + 2) - (i0 + tr));
-                        } else if (np >= 0) {
-                            pf.c = c + r0 * ldc + np * 32;
+                        } else if (nb.p >= 0) {
+                            pf.c = c + r0 * ldc + nb.p * 32;
                             pf.c_rows = static_cast<int>(even_split(rows, tiles, 1));
                         }
                         P::tile_for(static_cast<int>(tr))(kc, apk + i0 * P::kc, bp, ct, ldc, !first || seed_with_c,

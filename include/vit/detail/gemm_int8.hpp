@@ -234,19 +234,10 @@ VIT_AVX512_VNNI inline void int8_run_panels(const std::uint8_t* qa, const row_qu
                 const __mmask16 m0 = width >= 16 ? 0xffff : __mmask16((1u << width) - 1);
                 const __mmask16 m1 = width >= 32 ? 0xffff : width <= 16 ? 0 : __mmask16((1u << (width - 16)) - 1);
                 const std::int8_t* bp = wp + block_offset<P>(panels, k, k0, p);
-                // The weight block taken next (next panel, else the next
-                // k-block's first), fetched a share per tile as in run_panels.
-                const std::int64_t np = p + 1 < p_end ? p + 1 : k0 + kc < k ? p_begin : -1;
-                const std::int64_t nk0 = p + 1 < p_end ? k0 : k0 + P::kc;
-                const std::int64_t b_lines =
-                    np < 0 ? 0 : (block_offset<P>(panels, k, nk0, np + 1) - block_offset<P>(panels, k, nk0, np)) / 64;
+                const weight_block nb = next_weight_block(p, k0, P::kc, last, p_begin, p_end, p_end);
                 for (std::int64_t t = 0; t < tiles; ++t) {
                     tile_prefetch pf;
-                    if (np >= 0) {
-                        const std::int64_t l0 = b_lines * t / tiles, l1 = b_lines * (t + 1) / tiles;
-                        pf.b = reinterpret_cast<const char*>(wp + block_offset<P>(panels, k, nk0, np)) + 64 * l0;
-                        pf.b_lines = static_cast<int>(l1 - l0);
-                    }
+                    fetch_share<P>(pf, wp, panels, k, nb, t, tiles);
                     const std::int64_t i0 = even_split(rows, tiles, t), tr = even_split(rows, tiles, t + 1) - i0;
                     float* ct = c + (r0 + i0) * ldc + j0;
                     std::int32_t* pt = part ? part + i0 * ncols_pad + (j0 - col0) : nullptr;
