@@ -421,10 +421,12 @@ private:
         const index_t positions = index_t(c.num_patches()) + 1;
         cls_token_ = w.read<T>("embeddings.cls_token", {1, 1, H});
         pos_embed_ = w.read<T>("embeddings.position_embeddings", {1, positions, H});
-        // The patch projection, classifier and pooler are a sliver of the work
-        // and stay in full precision.
+        // The patch projection runs in the requested compute precision: it is
+        // 1% of the operations but took 3.5% of an int8 forward in float32
+        // (int8 logit error on ViT-L/32: 0.060 -> 0.066). The classifier and
+        // pooler are a sliver of the work and stay in full precision.
         patch_proj_.load(w, spec{{"embeddings.patch_embeddings.projection"}, H, C * P * P, {H, C, P, P}, true},
-                         precision::f32);
+                         compute);
         layers_.resize(std::size_t(c.num_hidden_layers));
         const int threads = opt.threads > 0 ? opt.threads : int(std::max(1u, std::thread::hardware_concurrency()));
         const bool defer = opt.background_packing && compute == precision::f32 && detail::linear<T>::can_defer();
