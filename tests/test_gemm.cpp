@@ -207,6 +207,32 @@ TEST_CASE("vectorised activations are accurate to a few ulp", "[gemm]") {
     }
 }
 
+// The bf16 and int8 layers' GELU (the next product rounds its input to bf16 or
+// 8 bits, so a few ulp are not needed): within 2e-7 max(1, |x|) of the exact
+// one everywhere, and about 1e-7 typically (Abramowitz & Stegun 7.1.26's
+// bound is 1.5e-7 on erfc).
+TEST_CASE("the coarse vectorised GELU stays within 2e-7 max(1, |x|)", "[gemm]") {
+#ifdef VIT_GEMM_X86
+    if (!cpu_has_avx512()) return;
+    std::vector<float> x;
+    for (float v = -16.f; v <= 16.f; v += 0.000731f) x.push_back(v);
+    for (float v : {0.f, -0.f, 1e-30f, -1e-30f, 1e-7f, -1e-7f, 30.f, -30.f, 1e4f, -1e4f}) x.push_back(v);
+    const std::int64_t n = std::int64_t(x.size());
+    std::vector<float> c = x;  // one row: the epilogue works in place
+    const int vecs = int((n + 15) / 16);
+    const __mmask16 tail = n % 16 ? __mmask16((1u << (n % 16)) - 1) : __mmask16(0xffff);
+    avx512::epilogue_rows_any<true>(activation::gelu_erf, c.data(), n, 1, vecs, tail, nullptr, nullptr, 0);
+    double worst = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+        const long double xv = x[i], want = 0.5L * xv * std::erfc(-xv / std::sqrt(2.0L));
+        worst = std::max(worst, double(std::fabs(c[i] - want) / std::max(1.0L, std::fabs(xv))));
+    }
+    INFO("worst |error| / max(1, |x|): " << worst);
+    CHECK(worst <= 2e-7);
+    CHECK(worst > 1e-8);  // it is the coarse one: the accurate one is ~50x closer
+#endif
+}
+
 // bf16: the kernel must compute exactly the fp32-accumulated product of the
 // bf16-rounded activations and weights, so the reference rounds both the same
 // way (round to nearest even) and the fp32 bound applies. Against the

@@ -40,6 +40,7 @@ VIT_AVX512_BF16 void bf16_tile(int kc, const std::uint16_t* a, const std::uint16
 struct bf16_policy {
     using a_t = std::uint16_t;
     using w_t = std::uint16_t;
+    static constexpr bool coarse_gelu = true;  // the next layer rounds its input to bf16
     static constexpr int kstep = 2;
     static constexpr int mr = 14;
     static constexpr int kc = 512;  // B micro-panel 512 x 32 bf16 = 32 KiB (L1)

@@ -252,7 +252,7 @@ VIT_AVX512_VNNI inline void int8_run_panels(const std::uint8_t* qa, const row_qu
                     if (last && (ep.act != activation::none || res)) {
                         const int vecs = (width + 15) / 16;
                         const __mmask16 tail = width % 16 ? __mmask16((1u << (width % 16)) - 1) : __mmask16(0xffff);
-                        epilogue_rows_any(ep.act, ct, ldc, static_cast<int>(tr), vecs, tail, nullptr,
+                        epilogue_rows_any<true>(ep.act, ct, ldc, static_cast<int>(tr), vecs, tail, nullptr,
                                           res ? res + (r0 + i0) * ldr + (j0 - col0) : nullptr, ldr);
                     }
                 }
