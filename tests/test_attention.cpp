@@ -22,18 +22,18 @@ struct attention_shape {
 };
 
 template <class T>
-void run_attention(const std::vector<T>& qkv, const attention_shape& s, bool fast, std::vector<T>& probs,
-                   std::vector<T>& ctx) {
+void run_attention(const std::vector<T>& qkv, const attention_shape& s, attention_kernel kernel,
+                   std::vector<T>& probs, std::vector<T>& ctx) {
     probs.assign(std::size_t(s.batch * s.heads * s.tokens * s.tokens), T(-7));
     ctx.assign(std::size_t(s.batch * s.tokens * s.heads * s.d), T(-7));
     thread_pool pool(2);
-    attention<T>({qkv.data(), probs.data(), ctx.data(), s.batch, s.heads, s.tokens, s.d}, fast, pool);
+    attention<T>({qkv.data(), probs.data(), ctx.data(), s.batch, s.heads, s.tokens, s.d}, kernel, pool);
 }
 
 }  // namespace
 
 TEST_CASE("fused attention matches the portable one and a double reference", "[attention]") {
-    if (!attention_fast_available<float>()) {
+    if (!attention_available<float>(attention_kernel::f32)) {
         WARN("no AVX-512 on this CPU: only the portable attention runs here");
         return;
     }
@@ -51,9 +51,9 @@ TEST_CASE("fused attention matches the portable one and a double reference", "[a
 
         std::vector<float> p_fast, c_fast, p_port, c_port;
         std::vector<double> p_ref, c_ref;
-        run_attention(qkv, s, true, p_fast, c_fast);
-        run_attention(qkv, s, false, p_port, c_port);
-        run_attention(qkv_d, s, false, p_ref, c_ref);
+        run_attention(qkv, s, attention_kernel::f32, p_fast, c_fast);
+        run_attention(qkv, s, attention_kernel::portable, p_port, c_port);
+        run_attention(qkv_d, s, attention_kernel::portable, p_ref, c_ref);
 
         double worst_p = 0, worst_c = 0, worst_c_port = 0;
         for (std::size_t i = 0; i < p_ref.size(); ++i) worst_p = std::max(worst_p, std::fabs(p_fast[i] - p_ref[i]));
@@ -75,23 +75,84 @@ TEST_CASE("fused attention matches the portable one and a double reference", "[a
     }
 }
 
+// The bf16 kernel rounds q, k (times the scale), the probabilities and v to
+// bf16 (relative error u = 2^-9 each) and sums in fp32. From first principles:
+// a score moves by at most E = 2.01 u sum_c |q_c k_c| scale, so each
+// probability by a factor within exp(+-2E); with p and v rounded too,
+// |ctx - exact| <= (exp(2E) (1 + u)^2 - 1) sum_j p_j |v_j| (+ fp32 sums).
+// The bound is checked element by element against the double reference, and
+// the error must also exceed the fp32 kernel's (so bf16 really ran).
+TEST_CASE("bf16 attention stays within its rounding bound", "[attention]") {
+    if (!attention_available<float>(attention_kernel::bf16)) {
+        WARN("no AVX512_BF16 on this CPU: the bf16 attention falls back and is not tested here");
+        return;
+    }
+    const attention_shape shapes[] = {{1, 1, 1, 16}, {2, 3, 5, 16}, {1, 16, 145, 64}, {3, 2, 37, 24},
+                                      {1, 2, 50, 80}, {2, 1, 197, 64}, {1, 1, 13, 1}, {1, 2, 33, 7}};
+    const double u = std::ldexp(1.0, -9);
+    for (const auto& s : shapes) {
+        CAPTURE(s.batch, s.heads, s.tokens, s.d);
+        std::mt19937 rng(std::uint32_t(s.tokens * 17 + s.d));
+        std::normal_distribution<float> dist(0.f, 2.f);
+        std::vector<float> qkv(std::size_t(s.batch * s.tokens * 3 * s.heads * s.d));
+        for (auto& x : qkv) x = dist(rng);
+        std::vector<double> qkv_d(qkv.begin(), qkv.end());
+        std::vector<float> p16, c16, p32, c32;
+        std::vector<double> p_ref, c_ref;
+        run_attention(qkv, s, attention_kernel::bf16, p16, c16);
+        run_attention(qkv, s, attention_kernel::f32, p32, c32);
+        run_attention(qkv_d, s, attention_kernel::portable, p_ref, c_ref);
+        const std::int64_t H = s.heads * s.d, n = s.tokens;
+        const double scale = 1 / std::sqrt(double(s.d));
+        double worst = 0, err16 = 0, err32 = 0;
+        for (std::int64_t b = 0; b < s.batch; ++b)
+            for (std::int64_t h = 0; h < s.heads; ++h)
+                for (std::int64_t i = 0; i < n; ++i) {
+                    const double* q = qkv_d.data() + (b * n + i) * 3 * H + h * s.d;
+                    double E = 0;
+                    for (std::int64_t j = 0; j < n; ++j) {
+                        const double* k = qkv_d.data() + (b * n + j) * 3 * H + H + h * s.d;
+                        double sum = 0;
+                        for (std::int64_t c = 0; c < s.d; ++c) sum += std::fabs(q[c] * k[c]);
+                        E = std::max(E, 2.01 * u * sum * scale);
+                    }
+                    const double factor = std::exp(2 * E) * (1 + u) * (1 + u) - 1;
+                    const double* p = p_ref.data() + ((b * s.heads + h) * n + i) * n;
+                    for (std::int64_t c = 0; c < s.d; ++c) {
+                        double mass = 0;  // sum_j p_j |v_jc|
+                        for (std::int64_t j = 0; j < n; ++j)
+                            mass += p[j] * std::fabs(qkv_d[std::size_t((b * n + j) * 3 * H + 2 * H + h * s.d + c)]);
+                        const std::size_t at = std::size_t((b * n + i) * H + h * s.d + c);
+                        const double e = std::fabs(c16[at] - c_ref[at]);
+                        const double tol = factor * mass + 2e-5 * (mass + 1e-30);
+                        worst = std::max(worst, e / tol);
+                        err16 = std::max(err16, e);
+                        err32 = std::max(err32, std::fabs(c32[at] - c_ref[at]));
+                    }
+                }
+        INFO("worst error / bound " << worst << ", largest error bf16 " << err16 << ", fp32 " << err32);
+        CHECK(worst <= 1);
+        if (s.tokens > 1) CHECK(err16 > 4 * err32);
+    }
+}
+
 // Without a probabilities buffer (the caller does not want them) each thread
 // keeps only the rows in flight; the context must not change by a bit.
 TEST_CASE("attention without kept probabilities gives the same context", "[attention]") {
     const attention_shape shapes[] = {{1, 16, 145, 64}, {2, 3, 37, 24}, {1, 1, 1, 16}};
     for (const auto& s : shapes) {
-        for (bool fast : {true, false}) {
-            if (fast && !attention_fast_available<float>()) continue;
-            CAPTURE(s.batch, s.heads, s.tokens, s.d, fast);
+        for (attention_kernel kernel : {attention_kernel::f32, attention_kernel::bf16, attention_kernel::portable}) {
+            if (!attention_available<float>(kernel)) continue;
+            CAPTURE(s.batch, s.heads, s.tokens, s.d, int(kernel));
             std::mt19937 rng(std::uint32_t(s.tokens + s.d));
             std::normal_distribution<float> dist(0.f, 2.f);
             std::vector<float> qkv(std::size_t(s.batch * s.tokens * 3 * s.heads * s.d));
             for (auto& x : qkv) x = dist(rng);
             std::vector<float> probs, kept;
-            run_attention(qkv, s, fast, probs, kept);
+            run_attention(qkv, s, kernel, probs, kept);
             std::vector<float> alone(kept.size(), -7.f);
             thread_pool pool(2);
-            attention<float>({qkv.data(), nullptr, alone.data(), s.batch, s.heads, s.tokens, s.d}, fast, pool);
+            attention<float>({qkv.data(), nullptr, alone.data(), s.batch, s.heads, s.tokens, s.d}, kernel, pool);
             CHECK(alone == kept);
         }
     }

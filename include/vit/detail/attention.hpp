@@ -217,38 +217,211 @@ VIT_AVX512 inline void attention_head(const attention_args<float>& a, std::int64
     }
 }
 
+// ---------------------------------------------------------------------------
+// bf16 variant, for the bf16 compute mode (as PyTorch's bf16 runs attention):
+// q, k, the probabilities and v rounded to bf16, products by vdpbf16ps (two
+// k values per 32-bit lane, twice the fp32 FMA rate) with fp32 sums, scores
+// and softmax in fp32. Operands are 32-bit words holding bf16 pairs along
+// the summed dimension.
+
+#if defined(__GNUC__) && (__GNUC__ >= 11 || defined(__clang__))
+#define VIT_ATTENTION_BF16 1
+#define VIT_AVX512_BF16_ATT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,bmi,bmi2")))
+
+// c[i][0:32] = sum_s a[i * lda + s] . b[s * ldb + 0:32] over kn word pairs
+// (each word two bf16); b rows padded to whole 32-word blocks.
+template <int R>
+VIT_AVX512_BF16_ATT void rows_times_32_bf16(std::int64_t kn, const std::uint32_t* a, std::int64_t lda,
+                                            const std::uint32_t* b, std::int64_t ldb, float* c, std::int64_t ldc,
+                                            __mmask16 m0, __mmask16 m1) {
+    __m512 c0[R], c1[R];
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+    for (std::int64_t s = 0; s < kn; ++s) {
+        const __m512i b0 = _mm512_loadu_si512(b + s * ldb);
+        const __m512i b1 = _mm512_loadu_si512(b + s * ldb + 16);
+#pragma GCC unroll 16
+        for (int i = 0; i < R; ++i) {
+            const __m512i ai = _mm512_set1_epi32(static_cast<int>(a[i * lda + s]));
+            c0[i] = _mm512_dpbf16_ps(c0[i], (__m512bh)ai, (__m512bh)b0);
+            c1[i] = _mm512_dpbf16_ps(c1[i], (__m512bh)ai, (__m512bh)b1);
+        }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+        _mm512_mask_storeu_ps(c + i * ldc, m0, c0[i]);
+        _mm512_mask_storeu_ps(c + i * ldc + 16, m1, c1[i]);
+    }
+}
+
+inline void rows_times_32_bf16_any(int rows, std::int64_t kn, const std::uint32_t* a, std::int64_t lda,
+                                   const std::uint32_t* b, std::int64_t ldb, float* c, std::int64_t ldc, __mmask16 m0,
+                                   __mmask16 m1) {
+    using fn = void (*)(std::int64_t, const std::uint32_t*, std::int64_t, const std::uint32_t*, std::int64_t, float*,
+                        std::int64_t, __mmask16, __mmask16);
+    static constexpr fn table[] = {nullptr,
+                                   rows_times_32_bf16<1>,
+                                   rows_times_32_bf16<2>,
+                                   rows_times_32_bf16<3>,
+                                   rows_times_32_bf16<4>,
+                                   rows_times_32_bf16<5>,
+                                   rows_times_32_bf16<6>,
+                                   rows_times_32_bf16<7>,
+                                   rows_times_32_bf16<8>,
+                                   rows_times_32_bf16<9>,
+                                   rows_times_32_bf16<10>,
+                                   rows_times_32_bf16<11>,
+                                   rows_times_32_bf16<12>};
+    static_assert(sizeof(table) / sizeof(table[0]) == attention_rows + 1, "one kernel per row count");
+    table[rows](kn, a, lda, b, ldb, c, ldc, m0, m1);
+}
+
+// Row x[0:n] * scale as words of bf16 pairs, (n + 1) / 2 of them (an odd n
+// gets a zero partner), rounded to nearest even.
+VIT_AVX512_BF16_ATT inline void pairs_of(const float* x, std::int64_t n, float scale, std::uint32_t* out) {
+    const __m512 sc = _mm512_set1_ps(scale);
+    for (std::int64_t c = 0; c < n; c += 32) {
+        const __m512 lo = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(n - c), x + c), sc);
+        const __m512 hi = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(n - c - 16), x + c + 16), sc);
+        const std::int64_t words = std::min<std::int64_t>(16, (n - c + 1) / 2);
+        _mm512_mask_storeu_epi32(out + c / 2, lanes(words), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+}
+
+VIT_AVX512_BF16_ATT inline void attention_head_bf16(const attention_args<float>& a, std::int64_t b, std::int64_t h,
+                                                    std::int64_t next) {
+    const std::int64_t H = a.heads * a.d, n = a.tokens, d = a.d, ld = 3 * H;
+    const std::int64_t np = (n + 31) / 32 * 32;  // keys padded to the 32-wide blocks
+    const std::int64_t dw = (d + 1) / 2, nw = (n + 1) / 2;  // word pairs along d and along the keys
+    const std::int64_t dp = (d + 31) / 32 * 32;  // value columns padded to the 32-wide blocks
+    const float scale = 1.f / std::sqrt(float(a.d));
+    const float* q = a.qkv + b * n * ld + h * d;
+    const float* k = q + H;
+    const float* v = q + 2 * H;
+    float* probs = a.probs ? a.probs + (b * a.heads + h) * n * n : nullptr;
+    float* ctx = a.ctx + b * n * H + h * d;
+
+    // Scratch: kt [dw][np] (k^T * scale, zero past n), vw [nw][dp], then per
+    // row block: q words [rows][dw], scores [rows][np], probabilities
+    // [rows][n] (if not kept) and their words [rows][nw].
+    const std::int64_t R = attention_rows;
+    auto* kt = static_cast<std::uint32_t*>(thread_scratch(
+        5, 4 * (dw * np + nw * dp + R * dw + R * np + R * n + R * nw)));
+    std::uint32_t* vw = kt + dw * np;
+    std::uint32_t* qw = vw + nw * dp;
+    float* s = reinterpret_cast<float*>(qw + R * dw);
+    float* block_probs = s + R * np;
+    std::uint32_t* pw = reinterpret_cast<std::uint32_t*>(block_probs + R * n);
+
+    // k^T: 16 keys at a time, their word rows transposed in registers.
+    for (std::int64_t j0 = 0; j0 < np; j0 += 16)
+        for (std::int64_t w0 = 0; w0 < dw; w0 += 16) {
+            __m512 r[16];
+            for (int i = 0; i < 16; ++i) {
+                if (j0 + i < n) {
+                    alignas(64) std::uint32_t row[16] = {};
+                    pairs_of(k + (j0 + i) * ld + 2 * w0, std::min<std::int64_t>(32, d - 2 * w0), scale, row);
+                    r[i] = _mm512_load_ps(reinterpret_cast<const float*>(row));
+                } else {
+                    r[i] = _mm512_setzero_ps();
+                }
+            }
+            transpose16(r);
+            for (std::int64_t w = 0; w < std::min<std::int64_t>(16, dw - w0); ++w)
+                _mm512_storeu_ps(reinterpret_cast<float*>(kt + (w0 + w) * np + j0), r[w]);
+        }
+    // v as pairs of consecutive keys: word (j2, c) = v[2 j2][c] | v[2 j2 + 1][c] << 16.
+    for (std::int64_t j2 = 0; j2 < nw; ++j2) {
+        const float* v0 = v + 2 * j2 * ld;
+        const bool has1 = 2 * j2 + 1 < n;
+        for (std::int64_t c = 0; c < dp; c += 16) {
+            const __mmask16 mk = lanes(d - c);
+            const __m256i lo = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mk, v0 + c));
+            const __m256i hi =
+                has1 ? (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mk, v0 + ld + c)) : _mm256_setzero_si256();
+            // (zero-masked forms with a full mask: GCC 12 warns about the plain ones)
+            const __mmask16 full = 0xffff;
+            _mm512_storeu_si512(vw + j2 * dp + c,
+                                _mm512_or_si512(_mm512_maskz_cvtepu16_epi32(full, lo),
+                                                _mm512_maskz_slli_epi32(full, _mm512_maskz_cvtepu16_epi32(full, hi), 16)));
+        }
+    }
+
+    const std::int64_t blocks = (n + R - 1) / R;
+    const float* next_q = next < 0 ? nullptr : a.qkv + (next / a.heads) * n * ld + (next % a.heads) * d;
+    for (std::int64_t blk = 0; blk < blocks; ++blk) {
+        if (next_q)
+            for (std::int64_t j = even_split(n, blocks, blk); j < even_split(n, blocks, blk + 1); ++j)
+                for (std::int64_t part = 0; part < 3; ++part)
+                    for (std::int64_t c = 0; c < d; c += 16)
+                        _mm_prefetch(reinterpret_cast<const char*>(next_q + j * ld + part * H + c), _MM_HINT_T1);
+        const std::int64_t i0 = even_split(n, blocks, blk);
+        const int rows = static_cast<int>(even_split(n, blocks, blk + 1) - i0);
+        for (int i = 0; i < rows; ++i) pairs_of(q + (i0 + i) * ld, d, 1.f, qw + i * dw);
+        for (std::int64_t j0 = 0; j0 < np; j0 += 32)
+            rows_times_32_bf16_any(rows, dw, qw, dw, kt + j0, np, s + j0, np, 0xffff, 0xffff);
+        float* p = probs ? probs + i0 * n : block_probs;
+        for (int i = 0; i < rows; ++i) {
+            softmax_row(s + i * np, n, p + i * n);
+            pairs_of(p + i * n, n, 1.f, pw + i * nw);
+        }
+        for (std::int64_t c0 = 0; c0 < d; c0 += 32)
+            rows_times_32_bf16_any(rows, nw, pw, nw, vw + c0, dp, ctx + i0 * H + c0, H, lanes(d - c0),
+                                   lanes(d - c0 - 16));
+    }
+}
+#endif
+
 }  // namespace avx512
 #endif
 
+// Which attention kernel runs: the portable one (Eigen; double, CPUs without
+// AVX-512), the fused fp32 one, or the fused bf16 one (bf16 compute mode).
+enum class attention_kernel { portable, f32, bf16 };
+
 // All images and heads, spread over the pool in one contiguous range per
 // thread (so each knows which head it takes next and can fetch its operands
-// early); `fast` picks the fused kernel (float on an AVX-512 CPU), otherwise
-// the portable one runs.
+// early). A kernel this CPU (or T) cannot run falls back to the portable one.
 template <class T>
-void attention(const attention_args<T>& a, bool fast, thread_pool& pool) {
+void attention(const attention_args<T>& a, attention_kernel kernel, thread_pool& pool) {
     const std::int64_t total = a.batch * a.heads, parts = std::min<std::int64_t>(pool.size(), total);
     pool.parallel_for(parts, [&](std::int64_t t) {
         const std::int64_t end = total * (t + 1) / parts;
         for (std::int64_t bh = total * t / parts; bh < end; ++bh) {
-            const std::int64_t b = bh / a.heads, h = bh % a.heads;
+            const std::int64_t b = bh / a.heads, h = bh % a.heads, next = bh + 1 < end ? bh + 1 : -1;
 #ifdef VIT_GEMM_X86
             if constexpr (std::is_same_v<T, float>) {
-                if (fast) {
-                    avx512::attention_head(a, b, h, bh + 1 < end ? bh + 1 : -1);
+#ifdef VIT_ATTENTION_BF16
+                if (kernel == attention_kernel::bf16 && cpu_has_avx512_bf16()) {
+                    avx512::attention_head_bf16(a, b, h, next);
+                    continue;
+                }
+#endif
+                if (kernel != attention_kernel::portable && cpu_has_avx512()) {
+                    avx512::attention_head(a, b, h, next);
                     continue;
                 }
             }
 #endif
-            (void)fast;
+            (void)kernel;
+            (void)next;
             attention_head_portable(a, b, h);
         }
     });
 }
 
-// Whether attention(..., fast = true, ...) can use the fused kernel here.
+// Whether attention(..., kernel, ...) runs that kernel here (and not a
+// fallback).
 template <class T>
-bool attention_fast_available() {
-    return std::is_same_v<T, float> && cpu_has_avx512();
+bool attention_available(attention_kernel kernel) {
+    if (kernel == attention_kernel::portable) return true;
+    if (!std::is_same_v<T, float>) return false;
+#ifdef VIT_ATTENTION_BF16
+    if (kernel == attention_kernel::bf16) return cpu_has_avx512_bf16();
+#else
+    if (kernel == attention_kernel::bf16) return false;
+#endif
+    return cpu_has_avx512();
 }
 
 }  // namespace vit::detail
