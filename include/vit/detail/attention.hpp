@@ -173,6 +173,16 @@ VIT_AVX512 inline void transpose_scaled(const float* k, std::int64_t ld, std::in
         }
 }
 
+// Fetches rows [j0, j1) of a head's q, k and v (d floats each, q at `q`, k
+// and v H further on, rows ld apart) into L2.
+inline void prefetch_qkv_rows(const float* q, std::int64_t ld, std::int64_t H, std::int64_t d, std::int64_t j0,
+                              std::int64_t j1) {
+    for (std::int64_t j = j0; j < j1; ++j)
+        for (std::int64_t part = 0; part < 3; ++part)
+            for (std::int64_t c = 0; c < d; c += 16)
+                _mm_prefetch(reinterpret_cast<const char*>(q + j * ld + part * H + c), _MM_HINT_T1);
+}
+
 // `next`: the image-major head index (b * heads + h) this thread computes
 // after this one, or -1. Its q, k, v rows are fetched into L2 a share per row
 // block: they are d floats every 3 H (a stride the hardware prefetchers do not
@@ -200,11 +210,7 @@ VIT_AVX512 inline void attention_head(const attention_args<float>& a, std::int64
     const std::int64_t blocks = (n + attention_rows - 1) / attention_rows;
     const float* next_q = next < 0 ? nullptr : a.qkv + (next / a.heads) * n * ld + (next % a.heads) * d;
     for (std::int64_t blk = 0; blk < blocks; ++blk) {
-        if (next_q)
-            for (std::int64_t j = even_split(n, blocks, blk); j < even_split(n, blocks, blk + 1); ++j)
-                for (std::int64_t part = 0; part < 3; ++part)
-                    for (std::int64_t c = 0; c < d; c += 16)
-                        _mm_prefetch(reinterpret_cast<const char*>(next_q + j * ld + part * H + c), _MM_HINT_T1);
+        if (next_q) prefetch_qkv_rows(next_q, ld, H, d, even_split(n, blocks, blk), even_split(n, blocks, blk + 1));
         const std::int64_t i0 = even_split(n, blocks, blk);
         const int rows = static_cast<int>(even_split(n, blocks, blk + 1) - i0);
         for (std::int64_t j0 = 0; j0 < np; j0 += 32)
@@ -350,11 +356,7 @@ VIT_AVX512_BF16_ATT inline void attention_head_bf16(const attention_args<float>&
     const std::int64_t blocks = (n + R - 1) / R;
     const float* next_q = next < 0 ? nullptr : a.qkv + (next / a.heads) * n * ld + (next % a.heads) * d;
     for (std::int64_t blk = 0; blk < blocks; ++blk) {
-        if (next_q)
-            for (std::int64_t j = even_split(n, blocks, blk); j < even_split(n, blocks, blk + 1); ++j)
-                for (std::int64_t part = 0; part < 3; ++part)
-                    for (std::int64_t c = 0; c < d; c += 16)
-                        _mm_prefetch(reinterpret_cast<const char*>(next_q + j * ld + part * H + c), _MM_HINT_T1);
+        if (next_q) prefetch_qkv_rows(next_q, ld, H, d, even_split(n, blocks, blk), even_split(n, blocks, blk + 1));
         const std::int64_t i0 = even_split(n, blocks, blk);
         const int rows = static_cast<int>(even_split(n, blocks, blk + 1) - i0);
         for (int i = 0; i < rows; ++i) pairs_of(q + (i0 + i) * ld, d, 1.f, qw + i * dw);
