@@ -1,3 +1,5 @@
+#include <chrono>
+
 #include <catch2/catch.hpp>
 
 #include "helpers.hpp"
@@ -47,24 +49,54 @@ TEST_CASE("tiny model: the double instantiation matches to 1e-6") {
     for (const auto& stem : test::image_stems()) check_tiny_image(m, ref, stem, 1e-6);
 }
 
-TEST_CASE("a batch gives the single-image results") {
+TEST_CASE("a batch gives the single-image results, bit for bit") {
     const auto m = vit::load_model(test::data(tiny));
     const test::reference ref(test::data("vit-tiny-random/reference.safetensors"));
     std::vector<test::ref_tensor> imgs;
     for (const auto& stem : test::image_stems()) imgs.push_back(ref.get(stem + ".resized_u8"));
+    // 5 images on 2 threads: two rounds of one image per thread (each in its
+    // own workspace), then the fifth on both threads together.
     vit::workspace<float> ws(2);
-    const auto batch = m.forward(test::pixels_from_refs<float>(imgs), {}, &ws);
+    vit::forward_options opt;
+    opt.output_hidden_states = opt.output_attentions = true;
+    const auto batch = m.forward(test::pixels_from_refs<float>(imgs), opt, &ws);
     REQUIRE(batch.logits.rows() == 5);
     const auto batch_ref = ref.get("batch.logits_fp32");
     CHECK(test::max_abs_diff(batch.logits, batch_ref.values) < 1e-5);
+    const Eigen::Index heads = m.config().num_attention_heads;
     for (std::size_t i = 0; i < imgs.size(); ++i) {
-        const auto single = m.forward(test::pixels_from_refs<float>({imgs[i]}), {}, &ws);
+        const auto single = m.forward(test::pixels_from_refs<float>({imgs[i]}), opt, &ws);
         INFO("image " << i);
-        CHECK((batch.logits.row(Eigen::Index(i)) - single.logits.row(0)).cwiseAbs().maxCoeff() < 1e-5);
-        CHECK((batch.last_hidden_state.middleRows(Eigen::Index(i) * 145, 145) - single.last_hidden_state)
-                  .cwiseAbs()
-                  .maxCoeff() < 1e-5);
+        const auto n = Eigen::Index(i);
+        CHECK(batch.logits.row(n) == single.logits.row(0));
+        CHECK(batch.last_hidden_state.middleRows(n * 145, 145) == single.last_hidden_state);
+        REQUIRE(batch.hidden_states.size() == single.hidden_states.size());
+        for (std::size_t l = 0; l < single.hidden_states.size(); ++l)
+            CHECK(batch.hidden_states[l].middleRows(n * 145, 145) == single.hidden_states[l]);
+        REQUIRE(batch.attentions.size() == single.attentions.size());
+        for (std::size_t l = 0; l < single.attentions.size(); ++l)
+            CHECK(batch.attentions[l].middleRows(n * heads * 145, heads * 145) == single.attentions[l]);
     }
+}
+
+TEST_CASE("a batch's profile counts each stage once per call") {
+    // One image per thread runs the stages side by side: the profile keeps
+    // wall time (the lanes' average), not the sum over threads.
+    const auto m = vit::load_model(test::data(tiny));
+    const test::reference ref(test::data("vit-tiny-random/reference.safetensors"));
+    std::vector<test::ref_tensor> imgs;
+    for (const auto& stem : test::image_stems()) imgs.push_back(ref.get(stem + ".resized_u8"));
+    imgs.resize(4);
+    vit::workspace<float> ws(2);
+    vit::profile prof;
+    vit::forward_options opt;
+    opt.profile = &prof;
+    const auto t0 = std::chrono::steady_clock::now();
+    m.forward(test::pixels_from_refs<float>(imgs), opt, &ws);
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    CHECK(prof.calls == 1);
+    CHECK(prof.mlp_up > 0);
+    CHECK(prof.total() <= wall);
 }
 
 TEST_CASE("backbone checkpoint: last_hidden_state and pooler_output") {
