@@ -32,6 +32,9 @@ model, and the process's peak resident memory.
                      checkpoint at load; an int8 checkpoint is int8 anyway)
   --reps R           timed calls (default 10)
   --warmup W         untimed calls first (default 2)
+  --all-tokens       also compute last_hidden_state (every token through the
+                     last layer); by default a forward computes what the
+                     labels need, as vit-classify and model::classify do
   --profile          also time each stage of the forward pass (layer norms,
                      projections, attention, MLP, ...) over the timed calls
   --json             one JSON object: median_s_per_image, min/max, load_s,
@@ -71,7 +74,7 @@ double peak_rss_mb() {
 int main(int argc, char** argv) {
     std::string dir, dtype = "f32";
     int batch = 1, threads = 2, reps = 10, warmup = 2;
-    bool json = false, profile = false;
+    bool json = false, profile = false, all_tokens = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto next = [&]() -> std::string {
@@ -90,6 +93,7 @@ int main(int argc, char** argv) {
             else if (a == "--warmup") warmup = std::stoi(next());
             else if (a == "--json") json = true;
             else if (a == "--profile") profile = true;
+            else if (a == "--all-tokens") all_tokens = true;
             else if (a == "--help" || a == "-h") {
                 std::cout << usage;
                 return 0;
@@ -122,18 +126,19 @@ int main(int argc, char** argv) {
         std::uniform_real_distribution<float> u(-1.f, 1.f);
         for (auto& v : px.data) v = u(rng);
         vit::workspace<float> ws(threads);
+        vit::forward_options fo;
+        fo.output_last_hidden_state = all_tokens;
         // The first call, right after load (while the weights may still be
         // packed in the background), as an application would make it.
         const double f0 = now();
-        m.forward(px, {}, &ws);
+        m.forward(px, fo, &ws);
         const double first_s = (now() - f0) / batch;
         // The timings below are of the packed layout.
         m.wait_packed();
         const double packed_s = seconds_since_process_start();
-        for (int i = 0; i < warmup; ++i) m.forward(px, {}, &ws);
+        for (int i = 0; i < warmup; ++i) m.forward(px, fo, &ws);
         std::vector<double> per_image;
         vit::profile prof;
-        vit::forward_options fo;
         if (profile) fo.profile = &prof;
         for (int i = 0; i < reps; ++i) {
             const double s = now();
@@ -148,6 +153,7 @@ int main(int argc, char** argv) {
                             {"batch", batch},
                             {"threads", threads},
                             {"reps", reps},
+                            {"all_tokens", all_tokens},
                             {"median_s_per_image", median},
                             {"min_s_per_image", per_image.front()},
                             {"max_s_per_image", per_image.back()},
@@ -171,8 +177,8 @@ int main(int argc, char** argv) {
         if (json) {
             std::cout << j.dump() << "\n";
         } else {
-            std::printf("%s, %s, batch %d, %d threads: median %.4f s/image (min %.4f, max %.4f, %d runs), %.2f images/s\n",
-                        dir.c_str(), dtype.c_str(), batch, threads, median, per_image.front(), per_image.back(), reps,
+            std::printf("%s, %s, batch %d, %d threads%s: median %.4f s/image (min %.4f, max %.4f, %d runs), %.2f images/s\n",
+                        dir.c_str(), dtype.c_str(), batch, threads, all_tokens ? ", all tokens" : "", median, per_image.front(), per_image.back(), reps,
                         1.0 / median);
             std::printf("load %.3f s (process start to loaded model %.3f s, to packed weights %.3f s), first call "
                         "%.4f s/image, peak RSS %.0f MB\n",

@@ -316,6 +316,7 @@ int main(int argc, char** argv) {
             if (!images.empty()) {
                 vit::forward_options fo;
                 fo.output_attentions = !opt.attention_map.empty();
+                fo.output_last_hidden_state = false;  // labels need the CLS token only
                 out = model.forward(vit::make_pixel_values<float>(images, pre), fo, &ws);
                 if (!opt.save_input.empty()) vit::save_png(vit::prepare_image(images[0], pre), opt.save_input);
                 if (!opt.attention_map.empty())

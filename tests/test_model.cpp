@@ -113,6 +113,54 @@ TEST_CASE("backbone checkpoint: last_hidden_state and pooler_output") {
     }
 }
 
+TEST_CASE("without last_hidden_state the CLS outputs are bit for bit the same") {
+    // The last layer then runs its MLP for the CLS tokens only: rows are
+    // independent after attention, so nothing the caller gets may change.
+    const test::reference ref(test::data("vit-tiny-random/reference.safetensors"));
+    std::vector<test::ref_tensor> imgs;
+    for (const auto& stem : test::image_stems()) imgs.push_back(ref.get(stem + ".resized_u8"));
+    const auto px = test::pixels_from_refs<float>(imgs);
+    vit::forward_options cls_only;
+    cls_only.output_last_hidden_state = false;
+    SECTION("float32, bf16 and int8, on 1 and 2 threads")
+    for (const auto mode : {vit::precision::f32, vit::precision::bf16, vit::precision::int8}) {
+        vit::load_options lo;
+        lo.compute = mode;
+        const auto m = vit::load_model(test::data(tiny), lo);
+        for (const int threads : {1, 2}) {
+            INFO("mode " << int(mode) << ", " << threads << " threads");
+            vit::workspace<float> ws(threads);
+            const auto all = m.forward(px, {}, &ws);
+            const auto cls = m.forward(px, cls_only, &ws);
+            CHECK(cls.last_hidden_state.size() == 0);
+            CHECK(all.last_hidden_state.rows() == 5 * 145);
+            CHECK(cls.logits == all.logits);
+            CHECK(cls.cls_embedding == all.cls_embedding);
+            // Asking for hidden states or attentions needs every token: all as usual.
+            vit::forward_options with_states = cls_only;
+            with_states.output_hidden_states = true;
+            const auto hs = m.forward(px, with_states, &ws);
+            CHECK(hs.logits == all.logits);
+            CHECK(hs.hidden_states.back().rows() == 5 * 145);
+        }
+    }
+    SECTION("backbone: pooler_output") {
+        const auto m = vit::load_model(test::data("vit-tiny-features/model"));
+        const test::reference fref(test::data("vit-tiny-features/reference.safetensors"));
+        const auto one = test::pixels_from_refs<float>({fref.get("coco_cats.resized_u8")});
+        const auto cls = m.forward(one, cls_only);
+        CHECK(cls.pooler_output == m.forward(one).pooler_output);
+        CHECK(test::max_abs_diff(cls.pooler_output, fref.get("coco_cats.pooler_output").values) < 1e-5);
+    }
+    SECTION("double: the products may round differently on fewer rows") {
+        const auto m = vit::basic_model<double>::load(test::data(tiny));
+        const auto pd = test::pixels_from_refs<double>(imgs);
+        vit::forward_options o;
+        o.output_last_hidden_state = false;
+        CHECK((m.forward(pd, o).logits - m.forward(pd).logits).cwiseAbs().maxCoeff() < 1e-12);
+    }
+}
+
 TEST_CASE("other resolutions interpolate the position embeddings as transformers does") {
     const auto m = vit::load_model(test::data(tiny));
     const test::reference ref(test::data("vit-tiny-random/reference.safetensors"));
