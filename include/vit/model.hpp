@@ -366,7 +366,7 @@ public:
             w.make_lanes(int(lanes));
             std::vector<vit::profile> lane_profile(opt.profile ? std::size_t(lanes) : 0);
             for (; b0 + lanes * group <= B; b0 += lanes * group)
-                w.pool_.parallel_for(lanes, [&](index_t t) {
+                w.pool_.for_each_thread([&](index_t t) {
                     forward_options lane_opt = opt;
                     lane_opt.profile = opt.profile ? &lane_profile[std::size_t(t)] : nullptr;
                     run_group(px, b0 + t * group, group, lane_opt, *w.lanes_[std::size_t(t)], out);

@@ -53,14 +53,14 @@ void eigen_linear(const row_matrix<T>& w, const T* a, std::int64_t m, std::int64
 }
 
 // Splits the weight panels over the pool's threads, one contiguous range per
-// thread: each thread streams only its half of the weights (the product is
+// thread: each thread streams only its share of the weights (the product is
 // bound by weight traffic at batch 1) and packs the activations it needs.
+// Shares follow the threads' measured speeds (thread_pool::balanced_ranges);
+// every output column is computed alike whoever computes it, so the results
+// do not depend on the split.
 template <class F>
 void run_panel_ranges(std::int64_t panels, thread_pool& pool, F&& fn) {
-    const std::int64_t tasks = std::max<std::int64_t>(1, std::min<std::int64_t>(pool.size(), panels));
-    pool.parallel_for(tasks, [&](std::int64_t t) {
-        fn(panels * t / tasks, panels * (t + 1) / tasks);
-    });
+    pool.balanced_ranges(panels, fn);
 }
 
 // A Linear layer's weight [n, k] (PyTorch's [out, in]) laid out for the product.
