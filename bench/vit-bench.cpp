@@ -163,15 +163,10 @@ int main(int argc, char** argv) {
                             {"first_s_per_image", first_s},
                             {"peak_rss_mb", peak_rss_mb()}};
         // Per image, averaged over the timed calls.
-        const std::pair<const char*, double> stages[] = {
-            {"embeddings", prof.embeddings},   {"layer_norm", prof.layer_norm},
-            {"qkv", prof.qkv},                 {"attention", prof.attention},
-            {"attention_output", prof.attention_output}, {"mlp_up", prof.mlp_up},
-            {"mlp_down", prof.mlp_down},       {"head", prof.head}};
         const double per = 1.0 / (double(reps) * batch);
         if (profile) {
             nlohmann::json pj;
-            for (const auto& [name, sec] : stages) pj[name] = sec * per;
+            for (const auto& s : vit::profile::stages()) pj[s.name] = prof.*s.seconds * per;
             j["profile"] = pj;
         }
         if (json) {
@@ -185,8 +180,9 @@ int main(int argc, char** argv) {
                         load_s, ready_s, packed_s, first_s, peak_rss_mb());
             if (profile) {
                 std::printf("%-18s %10s %7s\n", "stage", "ms/image", "share");
-                for (const auto& [name, sec] : stages)
-                    std::printf("%-18s %10.2f %6.1f%%\n", name, 1e3 * sec * per, 100.0 * sec / prof.total());
+                for (const auto& s : vit::profile::stages())
+                    std::printf("%-18s %10.2f %6.1f%%\n", s.name, 1e3 * prof.*s.seconds * per,
+                                100.0 * prof.*s.seconds / prof.total());
                 std::printf("%-18s %10.2f\n", "total", 1e3 * prof.total() * per);
             }
         }

@@ -95,8 +95,36 @@ TEST_CASE("a batch's profile counts each stage once per call") {
     m.forward(test::pixels_from_refs<float>(imgs), opt, &ws);
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     CHECK(prof.calls == 1);
-    CHECK(prof.mlp_up > 0);
+    for (const auto& s : vit::profile::stages()) {
+        INFO("stage " << s.name);
+        CHECK(prof.*s.seconds > 0);
+    }
     CHECK(prof.total() <= wall);
+}
+
+TEST_CASE("profile::stages lists every stage once; add and total go through it") {
+    vit::profile p;
+    double power = 1;
+    for (const auto& s : vit::profile::stages()) {
+        CHECK(p.*s.seconds == 0);  // not listed twice
+        p.*s.seconds = power;
+        power *= 2;
+    }
+    // Every member got a distinct power of two: none was left out.
+    const double members[] = {p.embeddings, p.layer_norm, p.qkv,    p.attention,
+                              p.attention_output, p.mlp_up, p.mlp_down, p.head};
+    double sum = 0;
+    for (const double v : members) {
+        CHECK(v > 0);
+        sum += v;
+    }
+    CHECK(sum == 255);
+    CHECK(p.total() == 255);
+    vit::profile q;
+    q.add(p, 0.5);
+    q.add(p, 0.5);
+    CHECK(q.total() == 255);
+    CHECK(q.mlp_down == p.mlp_down);
 }
 
 TEST_CASE("backbone checkpoint: last_hidden_state and pooler_output") {

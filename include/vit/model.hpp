@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -139,15 +140,32 @@ struct profile {
     double mlp_down = 0;          // output.dense + residual
     double head = 0;              // CLS extraction, classifier or pooler, outputs
     int calls = 0;
+
+    // The stages in forward order, by name: the one list that add(), total()
+    // and reports (vit-bench --profile) go through.
+    struct stage {
+        const char* name;
+        double profile::*seconds;
+    };
+    static const std::array<stage, 8>& stages() {
+        static const std::array<stage, 8> list = {{{"embeddings", &profile::embeddings},
+                                                   {"layer_norm", &profile::layer_norm},
+                                                   {"qkv", &profile::qkv},
+                                                   {"attention", &profile::attention},
+                                                   {"attention_output", &profile::attention_output},
+                                                   {"mlp_up", &profile::mlp_up},
+                                                   {"mlp_down", &profile::mlp_down},
+                                                   {"head", &profile::head}}};
+        return list;
+    }
     // Adds another profile's stage times, scaled (calls are not added).
     void add(const profile& o, double scale) {
-        double profile::*const stages[] = {&profile::embeddings, &profile::layer_norm, &profile::qkv,
-                                           &profile::attention,  &profile::attention_output, &profile::mlp_up,
-                                           &profile::mlp_down,   &profile::head};
-        for (double profile::*f : stages) this->*f += scale * (o.*f);
+        for (const stage& s : stages()) this->*s.seconds += scale * (o.*s.seconds);
     }
     double total() const {
-        return embeddings + layer_norm + qkv + attention + attention_output + mlp_up + mlp_down + head;
+        double sum = 0;
+        for (const stage& s : stages()) sum += this->*s.seconds;
+        return sum;
     }
 };
 

@@ -15,9 +15,11 @@
 
 namespace vit::detail {
 
-// Runs parallel_for bodies on `threads - 1` workers plus the calling thread.
-// One parallel_for at a time per pool: each concurrent caller of a model uses
-// its own pool (it lives in the caller's workspace), so pools never contend.
+// Runs parallel regions (parallel_for, for_each_thread, balanced_ranges) on
+// `threads - 1` workers plus the calling thread. One region at a time per
+// pool: each concurrent caller of a model uses its own pool (it lives in the
+// caller's workspace), so pools never contend; balanced_ranges' speed
+// estimates are the pool's own too.
 //
 // A forward pass is ~170 short parallel regions; waking a sleeping thread
 // takes tens of microseconds on a VM, and every region waits for its slowest
