@@ -28,7 +28,11 @@ namespace vit::detail {
 // sleeps after `spin_time`.
 class thread_pool {
 public:
-    explicit thread_pool(int threads = 1) : size_(std::max(1, threads)), weight_(std::size_t(size_), 1.0) {
+    explicit thread_pool(int threads = 1)
+        : size_(std::max(1, threads)),
+          weight_(std::size_t(size_), 1.0),
+          bound_(std::size_t(size_) + 1),
+          seconds_(std::size_t(size_)) {
         for (int i = 1; i < size_; ++i) workers_.emplace_back([this, i] { work(i); });
     }
     thread_pool(const thread_pool&) = delete;
@@ -80,15 +84,16 @@ public:
             parallel_for(n, [&](std::int64_t i) { fn(i, i + 1); });
             return;
         }
-        std::vector<std::int64_t> bound(std::size_t(size_) + 1);
+        std::vector<std::int64_t>& bound = bound_;  // sized at construction: no allocation per call
+        std::vector<double>& seconds = seconds_;
         double total = 0, sum = 0;
         for (const double w : weight_) total += w;
         for (int t = 0; t < size_; ++t) {
             bound[std::size_t(t)] = std::llround(double(n) * sum / total);
             sum += weight_[std::size_t(t)];
+            seconds[std::size_t(t)] = 0;
         }
         bound[std::size_t(size_)] = n;
-        std::vector<double> seconds(std::size_t(size_), 0.0);
         for_each_thread([&](std::int64_t t) {
             const auto start = std::chrono::steady_clock::now();
             fn(bound[std::size_t(t)], bound[std::size_t(t) + 1]);
@@ -104,18 +109,16 @@ public:
     static void update_weights(std::vector<double>& weight, const std::vector<std::int64_t>& bound,
                                const std::vector<double>& seconds) {
         const std::size_t threads = weight.size();
-        std::vector<double> speed(threads, 0.0);
+        auto speed = [&](std::size_t t) { return double(bound[t + 1] - bound[t]) / seconds[t]; };
         double mean = 0;
         for (std::size_t t = 0; t < threads; ++t) {
-            const std::int64_t items = bound[t + 1] - bound[t];
-            if (items <= 0 || !(seconds[t] > 0)) return;  // nothing to learn from
-            speed[t] = double(items) / seconds[t];
-            mean += speed[t] / double(threads);
+            if (bound[t + 1] <= bound[t] || !(seconds[t] > 0)) return;  // nothing to learn from
+            mean += speed(t) / double(threads);
         }
         const double step = 0.1;
         double total = 0;
         for (std::size_t t = 0; t < threads; ++t) {
-            weight[t] += step * (speed[t] / mean - weight[t]);
+            weight[t] += step * (speed(t) / mean - weight[t]);
             total += weight[t];
         }
         for (double& w : weight) w = std::min(2.0, std::max(0.5, w * double(threads) / total));
@@ -210,7 +213,11 @@ private:
     std::function<void(std::int64_t)>* body_ = nullptr;
     std::int64_t count_ = 0;
     bool per_thread_ = false;  // set with body_, read by workers after they see the new generation
-    std::vector<double> weight_;  // balanced_ranges: each thread's relative speed
+    // balanced_ranges: each thread's relative speed, and per call its range
+    // bounds and seconds.
+    std::vector<double> weight_;
+    std::vector<std::int64_t> bound_;
+    std::vector<double> seconds_;
     std::atomic<std::int64_t> next_{0};
     std::atomic<int> pending_{0};
     std::exception_ptr failure_;
