@@ -4,9 +4,13 @@
 // built without -march flags use what the CPU has): AVX-512 (gemm_avx512.hpp),
 // AVX2+FMA (gemm_avx2.hpp) or Eigen (here; also the only path for double).
 // packed_linear_bf16 (gemm_bf16.hpp) and packed_linear_int8 (gemm_int8.hpp)
-// have the same run() and epilogue. Threads split the output columns, so each
-// streams its share of the weights; scratch is per thread and reused, so
-// calls do not allocate once the largest layer has run on each thread.
+// have the same run() and epilogue. Threads split the output columns
+// (thread_pool::balanced_ranges over the weight panels), so each streams its
+// share of the weights and packs the activations it needs; shares follow the
+// threads' measured speeds, and every output column is computed alike whoever
+// computes it, so results do not depend on the split. Scratch is per thread
+// and reused, so calls do not allocate once the largest layer has run on each
+// thread.
 #pragma once
 
 #include <algorithm>
@@ -50,17 +54,6 @@ void eigen_linear(const row_matrix<T>& w, const T* a, std::int64_t m, std::int64
             }
         }
     });
-}
-
-// Splits the weight panels over the pool's threads, one contiguous range per
-// thread: each thread streams only its share of the weights (the product is
-// bound by weight traffic at batch 1) and packs the activations it needs.
-// Shares follow the threads' measured speeds (thread_pool::balanced_ranges);
-// every output column is computed alike whoever computes it, so the results
-// do not depend on the split.
-template <class F>
-void run_panel_ranges(std::int64_t panels, thread_pool& pool, F&& fn) {
-    pool.balanced_ranges(panels, fn);
 }
 
 // A Linear layer's weight [n, k] (PyTorch's [out, in]) laid out for the product.
@@ -112,13 +105,13 @@ public:
 #ifdef VIT_GEMM_X86
         if constexpr (std::is_same_v<T, float>) {
             if (kernel_ == gemm_kernel::avx512) {
-                run_panel_ranges((n_ + 31) / 32, pool, [&](std::int64_t p0, std::int64_t p1) {
+                pool.balanced_ranges((n_ + 31) / 32, [&](std::int64_t p0, std::int64_t p1) {
                     avx512::run_panels<avx512::f32_policy>(a, m, lda, packed_.data(), n_, k_, c, ldc, ep, p0, p1);
                 });
                 return;
             }
             if (kernel_ == gemm_kernel::avx2) {
-                run_panel_ranges((n_ + 15) / 16, pool, [&](std::int64_t p0, std::int64_t p1) {
+                pool.balanced_ranges((n_ + 15) / 16, [&](std::int64_t p0, std::int64_t p1) {
                     avx2::f32_run_panels(a, m, lda, packed_.data(), n_, k_, c, ldc, ep, p0, p1);
                 });
                 return;

@@ -146,7 +146,7 @@ public:
         if (m <= 0 || n_ <= 0) return;
 #ifdef VIT_GEMM_X86
         if (kernel_ == gemm_kernel::avx512) {
-            run_panel_ranges((n_ + 31) / 32, pool, [&](std::int64_t p0, std::int64_t p1) {
+            pool.balanced_ranges((n_ + 31) / 32, [&](std::int64_t p0, std::int64_t p1) {
                 avx512::run_panels<avx512::bf16_policy>(a, m, lda, packed_.data(), n_, k_, c, ldc, ep, p0, p1);
             });
             return;

@@ -339,7 +339,7 @@ public:
                                         qa + kb * m * P::kc + r0 * P::kc);
                 }
             });
-            run_panel_ranges((n_ + 31) / 32, pool, [&](std::int64_t p0, std::int64_t p1) {
+            pool.balanced_ranges((n_ + 31) / 32, [&](std::int64_t p0, std::int64_t p1) {
                 avx512::int8_run_panels(qa, rq, m, packed_.data(), scale_.data(), sum_.data(), n_, k_, c, ldc, ep,
                                         p0, p1);
             });

@@ -84,22 +84,20 @@ public:
             parallel_for(n, [&](std::int64_t i) { fn(i, i + 1); });
             return;
         }
-        std::vector<std::int64_t>& bound = bound_;  // sized at construction: no allocation per call
-        std::vector<double>& seconds = seconds_;
         double total = 0, sum = 0;
         for (const double w : weight_) total += w;
         for (int t = 0; t < size_; ++t) {
-            bound[std::size_t(t)] = std::llround(double(n) * sum / total);
+            bound_[std::size_t(t)] = std::llround(double(n) * sum / total);
             sum += weight_[std::size_t(t)];
-            seconds[std::size_t(t)] = 0;
+            seconds_[std::size_t(t)] = 0;
         }
-        bound[std::size_t(size_)] = n;
+        bound_[std::size_t(size_)] = n;
         for_each_thread([&](std::int64_t t) {
             const auto start = std::chrono::steady_clock::now();
-            fn(bound[std::size_t(t)], bound[std::size_t(t) + 1]);
-            seconds[std::size_t(t)] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            fn(bound_[std::size_t(t)], bound_[std::size_t(t) + 1]);
+            seconds_[std::size_t(t)] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         });
-        update_weights(weight_, bound, seconds);
+        update_weights(weight_, bound_, seconds_);
     }
 
     // Moves each thread's weight a step towards its measured speed (items per
