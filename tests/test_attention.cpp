@@ -27,7 +27,7 @@ void run_attention(const std::vector<T>& qkv, const attention_shape& s, attentio
     probs.assign(std::size_t(s.batch * s.heads * s.tokens * s.tokens), T(-7));
     ctx.assign(std::size_t(s.batch * s.tokens * s.heads * s.d), T(-7));
     thread_pool pool(2);
-    attention<T>({qkv.data(), probs.data(), ctx.data(), s.batch, s.heads, s.tokens, s.d}, kernel, pool);
+    attention<T>({qkv.data(), probs.data(), ctx.data(), s.batch, s.heads, s.tokens, s.d, s.tokens}, kernel, pool);
 }
 
 }  // namespace
@@ -152,8 +152,53 @@ TEST_CASE("attention without kept probabilities gives the same context", "[atten
             run_attention(qkv, s, kernel, probs, kept);
             std::vector<float> alone(kept.size(), -7.f);
             thread_pool pool(2);
-            attention<float>({qkv.data(), nullptr, alone.data(), s.batch, s.heads, s.tokens, s.d}, kernel, pool);
+            attention<float>({qkv.data(), nullptr, alone.data(), s.batch, s.heads, s.tokens, s.d, s.tokens}, kernel, pool);
             CHECK(alone == kept);
+        }
+    }
+}
+
+// Only the first `queries` tokens of each image attend (a classifying last
+// layer needs the CLS token's context alone): their context rows are those of
+// the full attention, bit for bit with the fused kernels (each row's sums do
+// not depend on the others), within rounding with the portable one (Eigen's
+// products may associate differently on fewer rows); the other rows and the
+// other probabilities are not written.
+TEST_CASE("attention for the first tokens only gives their rows of the full one", "[attention]") {
+    const attention_shape shapes[] = {{1, 16, 145, 64}, {3, 2, 37, 24}, {2, 3, 13, 16}, {1, 1, 1, 16}};
+    for (const auto& s : shapes) {
+        for (attention_kernel kernel : {attention_kernel::f32, attention_kernel::bf16, attention_kernel::portable}) {
+            if (!attention_available<float>(kernel)) continue;
+            for (const std::int64_t queries : {std::int64_t(1), std::min<std::int64_t>(13, s.tokens)}) {
+                CAPTURE(s.batch, s.heads, s.tokens, s.d, int(kernel), queries);
+                std::mt19937 rng(std::uint32_t(s.tokens * 7 + s.d));
+                std::normal_distribution<float> dist(0.f, 2.f);
+                std::vector<float> qkv(std::size_t(s.batch * s.tokens * 3 * s.heads * s.d));
+                for (auto& x : qkv) x = dist(rng);
+                std::vector<float> probs, full;
+                run_attention(qkv, s, kernel, probs, full);
+                std::vector<float> some_probs(probs.size(), -7.f), some(full.size(), -7.f);
+                thread_pool pool(2);
+                attention<float>({qkv.data(), some_probs.data(), some.data(), s.batch, s.heads, s.tokens, s.d, queries},
+                                 kernel, pool);
+                const std::int64_t H = s.heads * s.d;
+                for (std::int64_t b = 0; b < s.batch; ++b)
+                    for (std::int64_t t = 0; t < s.tokens; ++t)
+                        for (std::int64_t c = 0; c < H; ++c) {
+                            const std::size_t at = std::size_t((b * s.tokens + t) * H + c);
+                            if (t >= queries) REQUIRE(some[at] == -7.f);
+                            else if (kernel == attention_kernel::portable) REQUIRE(std::fabs(some[at] - full[at]) <= 1e-5f);
+                            else REQUIRE(some[at] == full[at]);
+                        }
+                for (std::int64_t bh = 0; bh < s.batch * s.heads; ++bh)
+                    for (std::int64_t t = 0; t < s.tokens; ++t)
+                        for (std::int64_t j = 0; j < s.tokens; ++j) {
+                            const std::size_t at = std::size_t((bh * s.tokens + t) * s.tokens + j);
+                            if (t >= queries) REQUIRE(some_probs[at] == -7.f);
+                            else if (kernel == attention_kernel::portable) REQUIRE(std::fabs(some_probs[at] - probs[at]) <= 1e-6f);
+                            else REQUIRE(some_probs[at] == probs[at]);
+                        }
+            }
         }
     }
 }

@@ -171,9 +171,11 @@ struct profile {
 
 struct forward_options {
     // false: output::last_hidden_state stays empty, and unless hidden states or
-    // attentions are asked for, the last layer's attention output and MLP run
-    // for the CLS tokens only, as logits, cls_embedding and pooler_output need
-    // (ViT-L/32: 3% of a forward saved; these outputs are bit for bit the same).
+    // attentions are asked for, the last layer's attention (queries; keys and
+    // values still come from every token), attention output and MLP run for
+    // the CLS tokens only, as logits, cls_embedding and pooler_output need
+    // (ViT-L/32: 3% of a forward saved; with the fast kernels these outputs are
+    // bit for bit the same, with the portable ones within rounding).
     bool output_last_hidden_state = true;
     bool output_hidden_states = false;  // fill output::hidden_states
     bool output_attentions = false;     // fill output::attentions
@@ -453,18 +455,21 @@ private:
             // x = x + o_proj(attention(layernorm_before(x)))
             L.ln_before.run(x, ln, rows, pool);
             clock.lap(&profile::layer_norm);
-            L.qkv.run(ln, rows, H, qkv, 3 * H, pool);  // [rows, 3H]: q | k | v
-            clock.lap(&profile::qkv);
-            detail::attention<T>({qkv, probs, ctx, B, heads, Tk, d}, attention_kernel_, pool);
-            if (opt.output_attentions) keep(out.attentions[l], probs, b0 * heads * Tk, B * heads * Tk);
-            clock.lap(&profile::attention);
             // After attention the rows are independent. In the last layer,
             // when only the CLS rows feed the outputs asked for, they alone go
-            // on: gathered to the front of x (row b * Tk -> b, each before its
-            // source) and, for the context, into the spent q | k | v.
+            // on: only they attend (against every token's key and value),
+            // and afterwards they are gathered to the front of x (row b * Tk
+            // -> b, each before its source) and, for the context, into the
+            // spent q | k | v.
+            const bool last_cls = cls_only && l + 1 == layers_.size();
+            L.qkv.run(ln, rows, H, qkv, 3 * H, pool);  // [rows, 3H]: q | k | v
+            clock.lap(&profile::qkv);
+            detail::attention<T>({qkv, probs, ctx, B, heads, Tk, d, last_cls ? 1 : Tk}, attention_kernel_, pool);
+            if (opt.output_attentions) keep(out.attentions[l], probs, b0 * heads * Tk, B * heads * Tk);
+            clock.lap(&profile::attention);
             index_t m = rows;
             const T* context = ctx;
-            if (cls_only && l + 1 == layers_.size()) {
+            if (last_cls) {
                 for (index_t b = 0; b < B; ++b) {
                     std::copy(ctx + b * Tk * H, ctx + (b * Tk + 1) * H, qkv + b * H);
                     if (b) std::copy(x + b * Tk * H, x + (b * Tk + 1) * H, x + b * H);

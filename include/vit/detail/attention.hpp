@@ -30,12 +30,15 @@ namespace vit::detail {
 // floats per image and layer.
 // ctx: [batch * tokens, heads * d], heads side by side as transformers
 // concatenates them before the output projection.
+// queries: how many of each image's tokens, from the first, attend (their
+// rows of ctx and probs are written, the others' are left as they were):
+// tokens, or 1 when only the CLS token goes on (a classifying last layer).
 template <class T>
 struct attention_args {
     const T* qkv;
     T* probs;
     T* ctx;
-    std::int64_t batch, heads, tokens, d;
+    std::int64_t batch, heads, tokens, d, queries;
 };
 
 template <class T>
@@ -45,13 +48,14 @@ void attention_head_portable(const attention_args<T>& a, std::int64_t b, std::in
     const std::int64_t H = a.heads * a.d, n = a.tokens;
     const T scale = T(1) / std::sqrt(T(a.d));
     const T* base = a.qkv + b * n * 3 * H + h * a.d;
-    Eigen::Map<const matrix, 0, stride> q(base, n, a.d, stride(3 * H));
+    const std::int64_t nq = a.queries;
+    Eigen::Map<const matrix, 0, stride> q(base, nq, a.d, stride(3 * H));
     Eigen::Map<const matrix, 0, stride> k(base + H, n, a.d, stride(3 * H));
     Eigen::Map<const matrix, 0, stride> v(base + 2 * H, n, a.d, stride(3 * H));
-    T* pdata = a.probs ? a.probs + (b * a.heads + h) * n * n : static_cast<T*>(thread_scratch(5, sizeof(T) * n * n));
-    Eigen::Map<matrix> p(pdata, n, n);
+    T* pdata = a.probs ? a.probs + (b * a.heads + h) * n * n : static_cast<T*>(thread_scratch(5, sizeof(T) * nq * n));
+    Eigen::Map<matrix> p(pdata, nq, n);
     p.noalias() = q * k.transpose();
-    for (std::int64_t r = 0; r < n; ++r) {
+    for (std::int64_t r = 0; r < nq; ++r) {
         T* pr = p.row(r).data();
         T mx = -std::numeric_limits<T>::infinity();
         for (std::int64_t c = 0; c < n; ++c) mx = std::max(mx, pr[c] * scale);
@@ -60,7 +64,7 @@ void attention_head_portable(const attention_args<T>& a, std::int64_t b, std::in
         const T inv = T(1) / sum;
         for (std::int64_t c = 0; c < n; ++c) pr[c] *= inv;
     }
-    Eigen::Map<matrix, 0, stride> o(a.ctx + b * n * H + h * a.d, n, a.d, stride(H));
+    Eigen::Map<matrix, 0, stride> o(a.ctx + b * n * H + h * a.d, nq, a.d, stride(H));
     o.noalias() = p * v;
 }
 
@@ -207,12 +211,13 @@ VIT_AVX512 inline void attention_head(const attention_args<float>& a, std::int64
 
     // Row blocks of nearly equal size (145 -> 13 blocks of 11-12 rows, not
     // 12 x 12 + 1), so none runs at a fraction of the register block.
-    const std::int64_t blocks = (n + attention_rows - 1) / attention_rows;
+    const std::int64_t nq = a.queries;
+    const std::int64_t blocks = (nq + attention_rows - 1) / attention_rows;
     const float* next_q = next < 0 ? nullptr : a.qkv + (next / a.heads) * n * ld + (next % a.heads) * d;
     for (std::int64_t blk = 0; blk < blocks; ++blk) {
         if (next_q) prefetch_qkv_rows(next_q, ld, H, d, even_split(n, blocks, blk), even_split(n, blocks, blk + 1));
-        const std::int64_t i0 = even_split(n, blocks, blk);
-        const int rows = static_cast<int>(even_split(n, blocks, blk + 1) - i0);
+        const std::int64_t i0 = even_split(nq, blocks, blk);
+        const int rows = static_cast<int>(even_split(nq, blocks, blk + 1) - i0);
         for (std::int64_t j0 = 0; j0 < np; j0 += 32)
             rows_times_32_any(rows, d, q + i0 * ld, ld, kt + j0, np, s + j0, np, 0xffff, 0xffff);
         float* p = probs ? probs + i0 * n : block_probs;
@@ -353,12 +358,13 @@ VIT_AVX512_BF16_ATT inline void attention_head_bf16(const attention_args<float>&
         }
     }
 
-    const std::int64_t blocks = (n + R - 1) / R;
+    const std::int64_t nq = a.queries;
+    const std::int64_t blocks = (nq + R - 1) / R;
     const float* next_q = next < 0 ? nullptr : a.qkv + (next / a.heads) * n * ld + (next % a.heads) * d;
     for (std::int64_t blk = 0; blk < blocks; ++blk) {
         if (next_q) prefetch_qkv_rows(next_q, ld, H, d, even_split(n, blocks, blk), even_split(n, blocks, blk + 1));
-        const std::int64_t i0 = even_split(n, blocks, blk);
-        const int rows = static_cast<int>(even_split(n, blocks, blk + 1) - i0);
+        const std::int64_t i0 = even_split(nq, blocks, blk);
+        const int rows = static_cast<int>(even_split(nq, blocks, blk + 1) - i0);
         for (int i = 0; i < rows; ++i) pairs_of(q + (i0 + i) * ld, d, 1.f, qw + i * dw);
         for (std::int64_t j0 = 0; j0 < np; j0 += 32)
             rows_times_32_bf16_any(rows, dw, qw, dw, kt + j0, np, s + j0, np, 0xffff, 0xffff);
