@@ -89,7 +89,6 @@ public:
         for (int t = 0; t < size_; ++t) {
             bound_[std::size_t(t)] = std::llround(double(n) * sum / total);
             sum += weight_[std::size_t(t)];
-            seconds_[std::size_t(t)] = 0;
         }
         bound_[std::size_t(size_)] = n;
         for_each_thread([&](std::int64_t t) {
