@@ -7,7 +7,7 @@
 #include <ctime>
 #include <vector>
 
-#include "vit/detail/gemm_common.hpp"
+#include "vit/detail/cpu/epilogue.hpp"
 
 namespace bench {
 

@@ -29,8 +29,8 @@
 
 #include <sys/mman.h>
 
-#include "vit/detail/gemm.hpp"
-#include "vit/detail/gemm_direct.hpp"
+#include "vit/detail/cpu/gemm.hpp"
+#include "vit/detail/cpu/x86/gemm_direct.hpp"
 #include "bench_common.hpp"
 
 using namespace vit::detail;
@@ -71,7 +71,7 @@ private:
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (!cpu_has_avx512()) {
+    if (!cpu().avx512) {
         std::printf("no AVX-512 on this CPU\n");
         return 0;
     }

@@ -77,14 +77,6 @@ struct options {
     std::vector<std::string> inputs;
 };
 
-const char* kernel_name() {
-    switch (vit::detail::resolve_kernel(vit::detail::gemm_kernel::automatic)) {
-        case vit::detail::gemm_kernel::avx512: return "AVX-512";
-        case vit::detail::gemm_kernel::avx2: return "AVX2";
-        default: return "portable (Eigen)";
-    }
-}
-
 [[noreturn]] void usage_error(const std::string& msg) {
     std::cerr << "vit-classify: " << msg << "\n(see vit-classify --help)\n";
     std::exit(2);
@@ -118,7 +110,7 @@ options parse_args(int argc, char** argv) {
             std::exit(0);
         } else if (a == "--version") {
             std::cout << "vit-classify " << VIT_VERSION_STRING << " (JPEG: " << vit::jpeg_decoder()
-                      << ", matrix kernels: " << kernel_name() << ")\n";
+                      << ", matrix kernels: " << vit::cpu_kernels() << ")\n";
             std::exit(0);
         } else if (a == "--model") {
             o.model = value(i);

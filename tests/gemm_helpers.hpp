@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "vit/detail/gemm_common.hpp"
+#include "vit/detail/cpu/epilogue.hpp"
 
 namespace test {
 

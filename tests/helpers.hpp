@@ -5,7 +5,8 @@
 #include <string>
 #include <vector>
 
-#include <vit/detail/safetensors.hpp>
+#include <vit/detail/io/safetensors.hpp>
+#include <vit/image.hpp>
 #include <vit/model.hpp>
 
 namespace test {

@@ -10,8 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "vit/detail/attention.hpp"
-#include "vit/detail/layers.hpp"
+#include "vit/detail/nn/attention.hpp"
+#include "vit/detail/nn/layer_norm.hpp"
+#include "vit/detail/nn/linear.hpp"
 
 using namespace vit::detail;
 

@@ -11,10 +11,12 @@
 #include <vector>
 
 #include "gemm_helpers.hpp"
-#include "vit/detail/gemm.hpp"
-#include "vit/detail/gemm_direct.hpp"
-#include "vit/detail/checkpoint.hpp"
-#include "vit/detail/layers.hpp"
+#include "vit/detail/cpu/gemm.hpp"
+#include "vit/detail/cpu/x86/gemm_direct.hpp"
+#include "vit/detail/io/checkpoint.hpp"
+#include "vit/detail/nn/layer_norm.hpp"
+#include "vit/detail/nn/linear.hpp"
+#include "vit/detail/models/vit/names.hpp"
 
 using namespace vit::detail;
 using test::res_mode;
@@ -98,7 +100,7 @@ void compare(const direct_problem& p, const std::vector<epilogue_case>& eps, thr
 }  // namespace
 
 TEST_CASE("direct linear layer is bit-identical to the packed AVX-512 kernel", "[direct]") {
-    if (!cpu_has_avx512()) {
+    if (!cpu().avx512) {
         WARN("no AVX-512 on this CPU: direct kernel not tested");
         return;
     }
@@ -138,7 +140,7 @@ TEST_CASE("direct linear layer is bit-identical to the packed AVX-512 kernel", "
 }
 
 TEST_CASE("direct linear layer handles k = 0 and empty outputs", "[direct]") {
-    if (!cpu_has_avx512()) {
+    if (!cpu().avx512) {
         WARN("no AVX-512 on this CPU: direct kernel not tested");
         return;
     }
@@ -171,7 +173,7 @@ TEST_CASE("a deferred stacked layer equals the packed one, with and without bias
     }
     const std::string dir = std::string(VIT_TEST_DATA) + "/vit-tiny-random/model";
     const tensor_store store = read_checkpoint(dir);
-    const weight_source src(store, dir);
+    const weight_source src(store, dir, vit_names::file_names([&](const std::string& n) { return store.contains(n); }));
     const std::int64_t H = 64;  // the tiny fixture's hidden size
     const std::string a = "encoder.layer.0.attention.attention.";
     for (bool has_bias : {true, false}) {

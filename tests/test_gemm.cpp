@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "gemm_helpers.hpp"
-#include "vit/detail/gemm.hpp"
-#include "vit/detail/gemm_bf16.hpp"
-#include "vit/detail/gemm_int8.hpp"
+#include "vit/detail/cpu/gemm.hpp"
+#include "vit/detail/cpu/gemm_bf16.hpp"
+#include "vit/detail/cpu/gemm_int8.hpp"
 
 using namespace vit::detail;
 using test::res_mode;
@@ -212,8 +212,8 @@ TEST_CASE("vectorised activations are accurate to a few ulp", "[gemm]") {
 // one everywhere, and about 1e-7 typically (Abramowitz & Stegun 7.1.26's
 // bound is 1.5e-7 on erfc).
 TEST_CASE("the coarse vectorised GELU stays within 2e-7 max(1, |x|)", "[gemm]") {
-#ifdef VIT_GEMM_X86
-    if (!cpu_has_avx512()) return;
+#ifdef VIT_X86
+    if (!cpu().avx512) return;
     std::vector<float> x;
     for (float v = -16.f; v <= 16.f; v += 0.000731f) x.push_back(v);
     for (float v : {0.f, -0.f, 1e-30f, -1e-30f, 1e-7f, -1e-7f, 30.f, -30.f, 1e4f, -1e4f}) x.push_back(v);
@@ -246,7 +246,7 @@ TEST_CASE("bf16 linear layers match a double reference on bf16-rounded inputs", 
         for (const shape& s : shapes) {
             const problem p = make_problem(s.m, s.n, s.k, seed++);
             const packed_linear_bf16 lin(p.w.data(), s.n, s.k, kern);
-            if (kern == gemm_kernel::automatic && !cpu_has_avx512_bf16()) REQUIRE(lin.kernel() == gemm_kernel::portable);
+            if (kern == gemm_kernel::automatic && !cpu().avx512_bf16) REQUIRE(lin.kernel() == gemm_kernel::portable);
             std::vector<float> wr = p.w, ar = p.a;
             for (auto& x : wr) x = round_bf16(x);
             for (auto& x : ar) x = round_bf16(x);
@@ -295,7 +295,7 @@ TEST_CASE("int8 linear layers stay within the quantization error bound", "[gemm]
         const packed_linear_int8 fast(w8.data(), scales.data(), s.n, s.k);
         const packed_linear_int8 slow(w8.data(), scales.data(), s.n, s.k, gemm_kernel::portable);
         REQUIRE(slow.kernel() == gemm_kernel::portable);
-        if (cpu_has_avx512_vnni()) REQUIRE(fast.kernel() == gemm_kernel::avx512);
+        if (cpu().avx512_vnni) REQUIRE(fast.kernel() == gemm_kernel::avx512);
         std::vector<double> qbound(s.m * s.n);
         for (std::int64_t i = 0; i < s.m; ++i) {
             float lo = 0, hi = 0;

@@ -23,10 +23,11 @@
 #include <nlohmann/json.hpp>
 
 #include <vit/config.hpp>
-#include <vit/detail/checkpoint.hpp>
-#include <vit/detail/pytorch.hpp>
-#include <vit/detail/safetensors.hpp>
-#include <vit/detail/zip.hpp>
+#include <vit/detail/io/checkpoint.hpp>
+#include <vit/detail/io/pytorch.hpp>
+#include <vit/detail/io/safetensors.hpp>
+#include <vit/detail/io/zip.hpp>
+#include <vit/image.hpp>
 #include <vit/model.hpp>
 
 #include "helpers.hpp"

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include <vit/detail/zip.hpp>  // zip_crc32: PNG uses the same CRC-32
+#include <vit/detail/io/zip.hpp>  // zip_crc32: PNG uses the same CRC-32
 #include <vit/image.hpp>
 
 #include "helpers.hpp"

@@ -17,7 +17,7 @@
 #include <stb_image.h>
 #include <stb_image_write.h>
 
-#include <vit/detail/safetensors.hpp>
+#include <vit/detail/io/safetensors.hpp>
 #include <vit/image.hpp>
 
 namespace {

@@ -14,8 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include <vit/detail/gemm.hpp>
-#include <vit/detail/thread_pool.hpp>
+#include <vit/detail/cpu/gemm.hpp>
+#include <vit/detail/cpu/thread_pool.hpp>
 
 using vit::detail::thread_pool;
 

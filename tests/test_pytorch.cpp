@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "vit/detail/pickle.hpp"
-#include "vit/detail/pytorch.hpp"
-#include "vit/detail/safetensors.hpp"
-#include "vit/detail/zip.hpp"
+#include "vit/detail/io/pickle.hpp"
+#include "vit/detail/io/pytorch.hpp"
+#include "vit/detail/io/safetensors.hpp"
+#include "vit/detail/io/zip.hpp"
 
 using namespace vit::detail;
 using Catch::Matchers::Contains;

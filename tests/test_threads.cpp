@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include <vit/image.hpp>
 #include <vit/model.hpp>
 
 #include "helpers.hpp"

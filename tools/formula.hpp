@@ -12,45 +12,16 @@
 #include <vector>
 
 #include <vit/config.hpp>
-#include <vit/detail/safetensors.hpp>
+#include <vit/detail/io/safetensors.hpp>
+#include <vit/detail/models/vit/names.hpp>
 
 namespace formula {
 
-struct tensor_spec {
-    std::string name;
-    std::vector<std::int64_t> shape;
-};
+using tensor_spec = vit::detail::vit_names::tensor_spec;
 
-// The hub checkpoint's tensors for a ViTForImageClassification config.
+// The hub checkpoint's tensors for a ViTForImageClassification config, sorted.
 inline std::vector<tensor_spec> checkpoint_tensors(const vit::config& c) {
-    const std::int64_t H = c.hidden_size, I = c.intermediate_size, P = c.patch_size;
-    std::vector<tensor_spec> t = {
-        {"vit.embeddings.cls_token", {1, 1, H}},
-        {"vit.embeddings.position_embeddings", {1, c.num_patches() + 1, H}},
-        {"vit.embeddings.patch_embeddings.projection.weight", {H, c.num_channels, P, P}},
-        {"vit.embeddings.patch_embeddings.projection.bias", {H}},
-        {"vit.layernorm.weight", {H}},
-        {"vit.layernorm.bias", {H}},
-        {"classifier.weight", {c.num_labels(), H}},
-        {"classifier.bias", {c.num_labels()}},
-    };
-    for (int l = 0; l < c.num_hidden_layers; ++l) {
-        const std::string p = "vit.encoder.layer." + std::to_string(l) + ".";
-        for (const char* n : {"layernorm_before", "layernorm_after"}) {
-            t.push_back({p + n + ".weight", {H}});
-            t.push_back({p + n + ".bias", {H}});
-        }
-        for (const char* n : {"query", "key", "value"}) {
-            t.push_back({p + "attention.attention." + n + ".weight", {H, H}});
-            t.push_back({p + "attention.attention." + n + ".bias", {H}});
-        }
-        t.push_back({p + "attention.output.dense.weight", {H, H}});
-        t.push_back({p + "attention.output.dense.bias", {H}});
-        t.push_back({p + "intermediate.dense.weight", {I, H}});
-        t.push_back({p + "intermediate.dense.bias", {I}});
-        t.push_back({p + "output.dense.weight", {H, I}});
-        t.push_back({p + "output.dense.bias", {H}});
-    }
+    std::vector<tensor_spec> t = vit::detail::vit_names::classification_checkpoint(c);
     std::sort(t.begin(), t.end(), [](const tensor_spec& a, const tensor_spec& b) { return a.name < b.name; });
     return t;
 }

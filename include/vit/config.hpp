@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "detail/mapped_file.hpp"
+#include "detail/io/mapped_file.hpp"
 #include "error.hpp"
 
 namespace vit {

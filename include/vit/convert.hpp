@@ -9,9 +9,10 @@
 #include <vector>
 
 #include "config.hpp"
-#include "detail/checkpoint.hpp"
-#include "detail/gemm_int8.hpp"
-#include "detail/safetensors.hpp"
+#include "detail/io/checkpoint.hpp"
+#include "detail/cpu/gemm_int8.hpp"
+#include "detail/io/safetensors.hpp"
+#include "detail/models/vit/names.hpp"
 #include "error.hpp"
 
 namespace vit {
@@ -28,13 +29,11 @@ inline file_dtype parse_file_dtype(const std::string& s) {
 
 namespace detail {
 
-// The weights of the encoder's Linear layers: the int8 file quantizes these
-// (the bulk of the parameters and of the work); embeddings, LayerNorms, the
-// classifier and the pooler stay float.
-inline bool is_encoder_linear_weight(const std::string& name, const tensor_ref& t) {
-    const bool in_encoder = name.find("encoder.layer.") != std::string::npos || name.find("layers.") != std::string::npos;
-    const bool weight = name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
-    return in_encoder && weight && t.shape.size() == 2 && name.find("layernorm") == std::string::npos;
+// The int8 file quantizes the encoder's Linear weights (the bulk of the
+// parameters and of the work); embeddings, LayerNorms, the classifier and
+// the pooler stay float.
+inline bool quantized_in_int8(const std::string& name, const tensor_ref& t) {
+    return t.shape.size() == 2 && vit_names::is_encoder_linear_weight(name);
 }
 
 inline std::vector<float> floats_of(const tensor_ref& t) {
@@ -76,7 +75,7 @@ inline void convert_checkpoint(const std::string& src, const std::string& dst, f
             continue;
         }
         const std::vector<float> v = detail::floats_of(t);
-        if (to == file_dtype::int8 && detail::is_encoder_linear_weight(name, t)) {
+        if (to == file_dtype::int8 && detail::quantized_in_int8(name, t)) {
             std::vector<std::int8_t> q;
             std::vector<float> scales;
             detail::packed_linear_int8::quantize(v.data(), t.shape[0], t.shape[1], q, scales);

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include <vit/config.hpp>
-#include <vit/detail/checkpoint.hpp>
+#include <vit/detail/io/checkpoint.hpp>
 #include <vit/error.hpp>
 #include <vit/image.hpp>
 

@@ -10,8 +10,8 @@
 #include <utility>
 #include <vector>
 
-#include <vit/detail/pytorch.hpp>
-#include <vit/detail/zip.hpp>
+#include <vit/detail/io/pytorch.hpp>
+#include <vit/detail/io/zip.hpp>
 #include <vit/error.hpp>
 
 namespace {

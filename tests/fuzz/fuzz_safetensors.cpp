@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include <vit/detail/safetensors.hpp>
+#include <vit/detail/io/safetensors.hpp>
 #include <vit/error.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -1,0 +1,68 @@
+// What a product does to each output element before it is written, the
+// contract every linear-layer kernel implements: c = act(acc + bias) + residual.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "memory.hpp"
+
+namespace vit::detail {
+
+enum class activation { none, gelu_erf, gelu_tanh, relu };
+
+template <class T>
+inline T activate(activation act, T x) {
+    switch (act) {
+        case activation::none: return x;
+        case activation::gelu_erf: return T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440)));
+        case activation::gelu_tanh: {
+            const T c = T(0.79788456080286535588);  // sqrt(2/pi)
+            return T(0.5) * x * (T(1) + std::tanh(c * (x + T(0.044715) * x * x * x)));
+        }
+        case activation::relu: return x > T(0) ? x : T(0);
+    }
+    return x;
+}
+
+// Fused into the product so the output is written once:
+// c = act(acc + bias[j]) + residual[i, j].
+template <class T>
+struct epilogue {
+    const T* bias = nullptr;          // [n] or null
+    activation act = activation::none;
+    const T* residual = nullptr;      // [m, ld_residual] or null; may be exactly c (same ld)
+    std::int64_t ld_residual = 0;
+};
+
+// The residual that output columns [col0, col0 + ncols) of c add, by the one
+// rule every kernel follows (so their sums associate alike): when the
+// residual is c itself and the epilogue is linear, it seeds the sums
+// (seed_with_c, res null); when it is c but an activation comes first, the
+// columns are saved to scratch before the product overwrites them.
+struct residual_view {
+    bool seed_with_c = false;
+    const float* res = nullptr;  // element (0, col0), or null
+    std::int64_t ldr = 0;
+};
+
+inline residual_view residual_for(const epilogue<float>& ep, const float* c, std::int64_t ldc, std::int64_t m,
+                                  std::int64_t col0, std::int64_t ncols) {
+    residual_view r;
+    const bool res_is_c = ep.residual == c && ep.ld_residual == ldc;
+    r.seed_with_c = res_is_c && ep.act == activation::none;
+    if (!ep.residual || r.seed_with_c) return r;
+    if (!res_is_c) {
+        r.res = ep.residual + col0;
+        r.ldr = ep.ld_residual;
+        return r;
+    }
+    float* saved = static_cast<float*>(thread_scratch(scratch::saved_residual, sizeof(float) * m * ncols));
+    for (std::int64_t i = 0; i < m; ++i) std::memcpy(saved + i * ncols, c + i * ldc + col0, sizeof(float) * ncols);
+    r.res = saved;
+    r.ldr = ncols;
+    return r;
+}
+
+}  // namespace vit::detail

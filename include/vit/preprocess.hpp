@@ -1,0 +1,136 @@
+// A checkpoint's image-processor settings (preprocessor_config.json). Read
+// with JSON only: the model needs them, the image decoders are elsewhere.
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <system_error>
+
+#include <nlohmann/json.hpp>
+
+#include "config.hpp"
+#include "error.hpp"
+
+namespace vit {
+
+// PIL.Image.Resampling numbering, as preprocessor_config.json stores it.
+enum class resample { nearest = 0, lanczos = 1, bilinear = 2, bicubic = 3, box = 4, hamming = 5 };
+
+inline const char* resample_name(resample r) {
+    switch (r) {
+        case resample::nearest: return "nearest";
+        case resample::lanczos: return "lanczos";
+        case resample::bilinear: return "bilinear";
+        case resample::bicubic: return "bicubic";
+        case resample::box: return "box";
+        case resample::hamming: return "hamming";
+    }
+    return "?";
+}
+
+// The preprocessing settings of a checkpoint (preprocessor_config.json).
+// Defaults are google/vit-large-patch32-384's.
+struct preprocess_config {
+    bool do_resize = true;
+    int width = 384, height = 384;
+    resample filter = resample::bilinear;
+    bool do_rescale = true;
+    double rescale_factor = 1.0 / 255;
+    bool do_normalize = true;
+    std::array<double, 3> mean{0.5, 0.5, 0.5}, std{0.5, 0.5, 0.5};
+};
+
+namespace detail {
+
+inline std::string json_type(const nlohmann::json& j) { return j.type_name(); }
+
+inline int json_positive_int(const nlohmann::json& j, const std::string& file, const std::string& key) {
+    if (!j.is_number_integer() || j.get<long long>() <= 0 || j.get<long long>() > 1000000)
+        throw error(file + ": key '" + key + "': expected a positive integer, got " +
+                    (j.is_number() ? j.dump() : json_type(j)));
+    return int(j.get<long long>());
+}
+
+inline bool json_bool(const nlohmann::json& j, const std::string& file, const std::string& key) {
+    if (!j.is_boolean()) throw error(file + ": key '" + key + "': expected true or false, got " + json_type(j));
+    return j.get<bool>();
+}
+
+inline double json_number(const nlohmann::json& j, const std::string& file, const std::string& key) {
+    if (!j.is_number()) throw error(file + ": key '" + key + "': expected a number, got " + json_type(j));
+    const double v = j.get<double>();
+    if (!std::isfinite(v)) throw error(file + ": key '" + key + "': expected a finite number");
+    return v;
+}
+
+// A per-channel statistic: three numbers, or one number for all channels.
+inline std::array<double, 3> json_triple(const nlohmann::json& j, const std::string& file, const std::string& key) {
+    if (j.is_number()) {
+        const double v = json_number(j, file, key);
+        return {v, v, v};
+    }
+    if (!j.is_array() || j.size() != 3)
+        throw error(file + ": key '" + key + "': expected 3 numbers (one per RGB channel), got " +
+                    (j.is_array() ? std::to_string(j.size()) + " values" : json_type(j)));
+    std::array<double, 3> v{};
+    for (std::size_t i = 0; i < 3; ++i) v[i] = json_number(j.at(i), file, key + "[" + std::to_string(i) + "]");
+    return v;
+}
+
+}  // namespace detail
+
+// Reads DIR/preprocessor_config.json; an absent file gives the defaults.
+// `size` may be an int (square), {"height", "width"}, {"shortest_edge"}
+// (square) or [height, width].
+inline preprocess_config load_preprocess_config(const std::string& model_dir) {
+    preprocess_config cfg;
+    const std::filesystem::path path = std::filesystem::path(model_dir) / "preprocessor_config.json";
+    const std::string file = path.string();
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+        if (ec) throw error(file + ": cannot check for the file: " + ec.message());
+        return cfg;
+    }
+    // Read as config.json is: a regular file, size- and depth-limited.
+    const nlohmann::json j = detail::read_json_file(file);
+    if (!j.is_object()) throw error(file + ": expected a JSON object, got " + j.type_name());
+
+    using namespace detail;
+    if (j.contains("do_resize")) cfg.do_resize = json_bool(j.at("do_resize"), file, "do_resize");
+    if (j.contains("size")) {
+        const nlohmann::json& s = j.at("size");
+        if (s.is_number_integer()) {
+            cfg.width = cfg.height = json_positive_int(s, file, "size");
+        } else if (s.is_object() && s.contains("height") && s.contains("width")) {
+            cfg.height = json_positive_int(s.at("height"), file, "size.height");
+            cfg.width = json_positive_int(s.at("width"), file, "size.width");
+        } else if (s.is_object() && s.contains("shortest_edge")) {
+            cfg.width = cfg.height = json_positive_int(s.at("shortest_edge"), file, "size.shortest_edge");
+        } else if (s.is_array() && s.size() == 2) {
+            cfg.height = json_positive_int(s.at(0), file, "size[0]");
+            cfg.width = json_positive_int(s.at(1), file, "size[1]");
+        } else {
+            throw error(file + ": key 'size': expected an integer, {\"height\", \"width\"} or {\"shortest_edge\"}, got " +
+                        (s.is_object() ? s.dump() : json_type(s)));
+        }
+    }
+    if (j.contains("resample")) {
+        const nlohmann::json& r = j.at("resample");
+        if (!r.is_number_integer() || r.get<long long>() < 0 || r.get<long long>() > 5)
+            throw error(file + ": key 'resample': expected a PIL filter number 0..5, got " +
+                        (r.is_number() ? r.dump() : json_type(r)));
+        cfg.filter = resample(r.get<int>());
+    }
+    if (j.contains("do_rescale")) cfg.do_rescale = json_bool(j.at("do_rescale"), file, "do_rescale");
+    if (j.contains("rescale_factor")) cfg.rescale_factor = json_number(j.at("rescale_factor"), file, "rescale_factor");
+    if (j.contains("do_normalize")) cfg.do_normalize = json_bool(j.at("do_normalize"), file, "do_normalize");
+    if (j.contains("image_mean")) cfg.mean = json_triple(j.at("image_mean"), file, "image_mean");
+    if (j.contains("image_std")) cfg.std = json_triple(j.at("image_std"), file, "image_std");
+    for (double s : cfg.std)
+        if (s == 0.0) throw error(file + ": key 'image_std': a standard deviation of 0 would divide by zero");
+    return cfg;
+}
+
+}  // namespace vit
