@@ -35,6 +35,7 @@
 #include <stb_image_write.h>
 
 #include "config.hpp"
+#include "detail/escape.hpp"
 #include "detail/exif.hpp"
 #include "detail/jpeg.hpp"
 #include "detail/mapped_file.hpp"
@@ -711,7 +712,7 @@ inline preprocess_config load_preprocess_config(const std::string& model_dir) {
             cfg.width = json_positive_int(s.at(1), file, "size[1]");
         } else {
             throw error(file + ": key 'size': expected an integer, {\"height\", \"width\"} or {\"shortest_edge\"}, got " +
-                        (s.is_object() ? s.dump() : json_type(s)));
+                        (s.is_object() ? escape_for_message(s.dump()) : json_type(s)));
         }
     }
     if (j.contains("resample")) {
