@@ -76,6 +76,28 @@ double max_abs_diff(const Mat& m, const std::vector<double>& ref, std::size_t of
     return worst;
 }
 
+// The offset of the first byte of `msg` that a message must not hold (a
+// control character, C1 included, or a byte outside valid UTF-8), or npos.
+// Written apart from vit::detail::escape_for_message, to check it.
+inline std::size_t first_bad_byte(const std::string& msg) {
+    for (std::size_t i = 0; i < msg.size();) {
+        const unsigned char c = static_cast<unsigned char>(msg[i]);
+        std::size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (len == 0 || i + len > msg.size()) return i;
+        std::uint32_t cp = len == 1 ? c : c & (0x7fu >> len);
+        for (std::size_t k = 1; k < len; ++k) {
+            const unsigned char b = static_cast<unsigned char>(msg[i + k]);
+            if ((b >> 6) != 2) return i;
+            cp = cp << 6 | (b & 0x3fu);
+        }
+        static const std::uint32_t shortest[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < shortest[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+        if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) return i;
+        i += len;
+    }
+    return std::string::npos;
+}
+
 inline const std::vector<std::string>& image_stems() {
     static const std::vector<std::string> stems = {"coco_cats", "chelsea", "camera_gray", "coffee", "tiny_7x5"};
     return stems;

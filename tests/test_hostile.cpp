@@ -661,3 +661,134 @@ TEST_CASE("hostile pytorch_model.bin: damage seen through load_model", "[hostile
         CHECK(largest < (std::size_t(4) << 20));
     }
 }
+
+// ================================================= file bytes in messages
+
+namespace {
+
+using Catch::StartsWith;
+
+// The message of the vit::error that f throws.
+template <class F>
+std::string error_of(F&& f) {
+    try {
+        f();
+    } catch (const vit::error& e) {
+        return e.what();
+    }
+    FAIL("no vit::error thrown");
+    return {};
+}
+
+// Every byte of the message is part of printable UTF-8.
+void check_clean(const std::string& msg) {
+    CAPTURE(msg);
+    CHECK(test::first_bad_byte(msg) == std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("hostile safetensors: header bytes quoted in messages are escaped", "[hostile][safetensors][escape]") {
+    SECTION("a header that starts with 0xff 0xfe (a UTF-16 byte order mark)") {
+        const std::string path = fresh_dir("escape-bom") + "/model.safetensors";
+        write(path, st_file("\xff\xfe{}"));
+        const std::string msg = error_of([&] { vit::detail::read_safetensors(path); });
+        CHECK_THAT(msg, StartsWith(path + ": header is not valid JSON: "));
+        CHECK_THAT(msg, Contains("\\xff"));
+        check_clean(msg);
+    }
+    SECTION("a tensor name with 0xff and a newline, as raw bytes") {
+        for (const std::string name : {"vit.\xff\nx", "vit.\n\xffx", "vit.\xc3\n"}) {
+            const std::string msg = error_of([&] { parse_st(st_file("{" + u8(name, "[1]", 0, 1) + "}", "x")); });
+            CHECK_THAT(msg, StartsWith("h.safetensors: header is not valid JSON: "));
+            check_clean(msg);
+        }
+    }
+    SECTION("tensor names and dtypes with escaped control characters, valid JSON") {
+        CHECK_THROWS_WITH(parse_st(st_file(R"({"vit.\n\u0000\u001b[2J": {"dtype": "X8", "shape": [1], "data_offsets": [0, 1]}})", "x")),
+                          "h.safetensors: tensor 'vit.\\n\\x00\\x1b[2J': unknown dtype 'X8'");
+        CHECK_THROWS_WITH(parse_st(st_file(R"({"a": {"dtype": "F\u007f32", "shape": [1], "data_offsets": [0, 1]}})", "x")),
+                          "h.safetensors: tensor 'a': unknown dtype 'F\\x7f32'");
+        CHECK_THROWS_WITH(parse_st(st_file(R"({"Ägyptische Katze": {"dtype": "X8", "shape": [1], "data_offsets": [0, 1]}})", "x")),
+                          "h.safetensors: tensor 'Ägyptische Katze': unknown dtype 'X8'");
+        CHECK_THROWS_WITH(parse_st(st_file("{" + u8("a\\n", "[1]", 0, 1) + "," + u8("a\\n", "[1]", 1, 2) + "}", "xy")),
+                          "h.safetensors: tensor 'a\\n' appears twice in the header");
+        CHECK_THROWS_WITH(parse_st(st_file("{" + u8("a\\r", "[2]", 0, 2) + "," + u8("b\\t", "[1]", 1, 2) + "}", "xy")),
+                          "h.safetensors: tensors 'a\\r' and 'b\\t' overlap");
+        CHECK_THROWS_WITH(parse_st(st_file("{" + u8("\\u2028", "[1]", 1, 2) + "}", "xy")),
+                          "h.safetensors: tensor '\\xe2\\x80\\xa8' starts at byte 1 of the data, leaving a hole after byte 0");
+        const std::string msg = error_of([&] { parse_st(st_file("{" + u8("a", "[4294967296, 4294967296, \"\\u007f\"]", 0, 1) + "}", "x")); });
+        CHECK_THAT(msg, Contains("is larger than the file") && Contains("\\x7f"));
+        check_clean(msg);
+    }
+}
+
+TEST_CASE("hostile config.json: bytes quoted in messages are escaped", "[hostile][config][escape]") {
+    SECTION("bytes that are not UTF-8") {
+        const std::string d = fresh_dir("escape-config");
+        for (const std::string text : {"{\"hidden_act\": \"gel\xff\xfe\"}", "\xff\xfe{}", "{\"a\": 1}\x1b[2J", "{\"\xc3\x28\": 1}"}) {
+            write(d + "/config.json", text);
+            const std::string msg = error_of([&] { vit::load_config(d + "/config.json"); });
+            CHECK_THAT(msg, StartsWith(d + "/config.json: not valid JSON: "));
+            check_clean(msg);
+        }
+        write(d + "/preprocessor_config.json", "{\"size\": {\"h\xff\": 1}}");
+        const std::string msg = error_of([&] { vit::load_preprocess_config(d); });
+        CHECK_THAT(msg, StartsWith(d + "/preprocessor_config.json: not valid JSON: ") && Contains("\\xff"));
+        check_clean(msg);
+    }
+    SECTION("values quoted back") {
+        CHECK_THROWS_WITH(cfg(R"({"hidden_act": "gelu\n\u001b[31m"})"),
+                          StartsWith("config.json: hidden_act 'gelu\\n\\x1b[31m' is not supported"));
+        CHECK_THROWS_WITH(cfg(R"({"architectures": ["ViT\u202eledoM"]})"),
+                          StartsWith("config.json: architecture 'ViT\\xe2\\x80\\xaeledoM' is not supported"));
+        CHECK_THROWS_WITH(cfg(R"({"hidden_size": "6\u007f4"})"), "config.json: 'hidden_size' must be an integer, got \"6\\x7f4\"");
+        CHECK_THROWS_WITH(cfg(R"({"layer_norm_eps": "\u0085"})"),
+                          "config.json: 'layer_norm_eps' must be a number in [0, 1], got \"\\xc2\\x85\"");
+        CHECK_THROWS_WITH(cfg(R"({"id2label": {"0": "a", "1\n": "b"}})"),
+                          "config.json: id2label key '1\\n' is not an index from 0 to 1");
+        CHECK_THROWS_WITH(cfg(R"({"id2label": {"Ägyptische Katze": "a"}})"),
+                          "config.json: id2label key 'Ägyptische Katze' is not an index from 0 to 0");
+        // A long value is cut, not copied whole into the message.
+        std::string many = "1";
+        for (int i = 0; i < 100000; ++i) many += ",1";
+        const std::string msg = error_of([&] { cfg("{\"hidden_size\": [" + many + "]}"); });
+        CHECK(msg.size() < 1000);
+        const std::string d = fresh_dir("escape-preprocessor");
+        write(d + "/preprocessor_config.json", R"({"size": {"shortest\u007f": 1}})");
+        CHECK_THROWS_WITH(vit::load_preprocess_config(d), Contains("got {\"shortest\\x7f\":1}"));
+    }
+}
+
+TEST_CASE("hostile shard index: names quoted in messages are escaped", "[hostile][checkpoint][escape]") {
+    const std::string d = fresh_dir("escape-index");
+    const std::string index = d + "/model.safetensors.index.json";
+    write(d + "/a.safetensors", st_file("{" + u8("vit.y", "[1]", 0, 1) + "}", "x"));
+    write(index, R"({"weight_map": {"vit.x\n\u001b": "a.safetensors"}})");
+    CHECK_THROWS_WITH(vit::detail::read_checkpoint(d),
+                      d + "/a.safetensors: tensor 'vit.x\\n\\x1b' listed in model.safetensors.index.json is not in the shard");
+    write(index, R"({"weight_map": {"vit.\u0000": 3}})");
+    CHECK_THROWS_WITH(vit::detail::read_checkpoint(d), index + ": weight_map entry 'vit.\\x00' is not a file name");
+    // The shard's name goes into every message about the shard: one that
+    // would need escaping is refused here.
+    for (const char* shard : {"a\\n.safetensors", "a\\u001b.safetensors", "a\\u0085.safetensors"}) {
+        write(index, std::string(R"({"weight_map": {"vit.y": ")") + shard + "\"}}");
+        const std::string msg = error_of([&] { vit::detail::read_checkpoint(d); });
+        CHECK_THAT(msg, StartsWith(index + ": shard name 'a\\") && Contains("is not a file name in the checkpoint folder"));
+        check_clean(msg);
+    }
+    write(index, "{\"weight_map\": {\"vit.y\": \"a\xff.safetensors\"}}");
+    check_clean(error_of([&] { vit::detail::read_checkpoint(d); }));
+}
+
+TEST_CASE("hostile pytorch_model.bin: names quoted in messages are escaped", "[hostile][pytorch][escape]") {
+    // Pickle strings are bytes, not checked to be UTF-8.
+    const std::string pkl = "\x80\x02" "cos\xff\nsystem\n(X\x02\x00\x00\x00idtR."s;
+    const std::string msg = error_of([&] { read_pt(make_zip({{"archive/data.pkl", pkl}})); });
+    CHECK_THAT(msg, StartsWith("h.bin: data.pkl: global 'os\\xff.system' is not allowed in a checkpoint"));
+    check_clean(msg);
+    const std::string name = "a\xc3\x84\xff\n/data.pkl";
+    const std::string entry = error_of([&] { read_pt(make_zip({{name, "\x80\x02}."}, {name, "\x80\x02}."}})); });
+    CHECK(entry == "h.bin: entry 'a\xc3\x84\\xff\\n/data.pkl' appears twice in the zip directory");
+    check_clean(entry);
+}

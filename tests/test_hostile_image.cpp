@@ -159,3 +159,9 @@ TEST_CASE("hostile images: JPEG data behind fill bytes is not handed to stb's JP
     CHECK_THROWS_WITH(decode("\xff\xd8\x00"s + jpeg.substr(3), "soi.jpg"),
                       "soi.jpg: not an image (JPEG data must start with FF D8 FF)");
 }
+
+TEST_CASE("hostile images: header bytes quoted in messages are escaped", "[hostile][image][escape]") {
+    CHECK_THROWS_WITH(decode("P5\xff\x1b\n1 1 255\n\x00"s, "magic.pgm"), "magic.pgm: not an image (unknown PNM type 'P5\\xff\\x1b')");
+    CHECK_THROWS_WITH(decode("P5\n1\xff 1 255\n\x00"s, "width.pgm"), "width.pgm: PNM width '1\\xff' is not a number");
+    CHECK_THROWS_WITH(decode("P6\n1 1\x7f\xc3\xa4 255\n"s, "height.ppm"), "height.ppm: PNM height '1\\x7fä' is not a number");
+}

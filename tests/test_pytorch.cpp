@@ -549,6 +549,21 @@ TEST_CASE("pytorch: tensors must lie inside their storage", "[pytorch]") {
     CHECK_THROWS_WITH(one(t, 8), Contains("storage offset 9 is past the end of storage '0'"));
 }
 
+TEST_CASE("pytorch: tensor and storage names are escaped in messages", "[pytorch][escape]") {
+    // Pickle strings are not checked to be UTF-8: names may hold any byte.
+    tspec t;
+    t.key = "0\xff\n";
+    t.numel = 8;
+    t.size = {4, 4};
+    t.stride = {4, 1};
+    CHECK_THROWS_WITH(load(make_checkpoint(state_dict_pickle({{"Ägyptische Katze", t}}), {{t.key, floats(iota(8, 0))}})),
+                      Contains("test.bin: tensor 'Ägyptische Katze': size [4,4] with stride [4,1] at offset 0 "
+                               "reaches element 15, but storage '0\\xff\\n' holds only 8 elements"));
+    t.key = "0";
+    CHECK_THROWS_WITH(load(make_checkpoint(state_dict_pickle({{"w\xff\n\x1b", t}}), {{t.key, floats(iota(8, 0))}})),
+                      Contains("test.bin: tensor 'w\\xff\\n\\x1b': size [4,4]"));
+}
+
 TEST_CASE("pytorch: strided, transposed and shared-storage views", "[pytorch]") {
     std::vector<std::pair<std::string, tspec>> ts;
     auto add = [&](const std::string& name, const std::string& key, std::int64_t numel, std::int64_t offset,

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "detail/escape.hpp"
 #include "detail/io/mapped_file.hpp"
 #include "error.hpp"
 
@@ -74,7 +75,7 @@ inline nlohmann::json read_json_file(const std::string& path, const json_limits&
     try {
         return nlohmann::json::parse(file.data(), file.data() + file.size(), cb);
     } catch (const nlohmann::json::exception& e) {
-        throw error(path + ": not valid JSON: " + e.what());
+        throw error(path + ": not valid JSON: " + escape_for_message(e.what(), 400));
     }
 }
 
@@ -84,7 +85,7 @@ inline void read_int(const nlohmann::json& j, const char* key, int& value, long 
     if (!j.contains(key)) return;
     const auto& v = j.at(key);
     if (!v.is_number_integer())
-        throw error(file + ": '" + key + "' must be an integer, got " + v.dump());
+        throw error(file + ": '" + key + "' must be an integer, got " + escape_for_message(v.dump()));
     // Unsigned beyond long long would wrap in get<long long>() and be
     // reported as a different number than the file holds.
     if (v.is_number_unsigned() && v.get<unsigned long long>() > static_cast<unsigned long long>(hi))
@@ -112,7 +113,9 @@ inline config parse_config(const nlohmann::json& j, const std::string& file) {
         const std::string name = a.at(0).get<std::string>();
         if (name == "ViTForImageClassification") c.arch = architecture::image_classification;
         else if (name == "ViTModel") c.arch = architecture::backbone;
-        else throw error(file + ": architecture '" + name + "' is not supported (ViTForImageClassification or ViTModel)");
+        else
+            throw error(file + ": architecture '" + detail::escape_for_message(name) +
+                        "' is not supported (ViTForImageClassification or ViTModel)");
     }
     if (j.contains("image_size")) {
         const auto& s = j.at("image_size");
@@ -147,12 +150,14 @@ inline config parse_config(const nlohmann::json& j, const std::string& file) {
         if (a == "gelu") c.act = hidden_act::gelu;
         else if (a == "gelu_new" || a == "gelu_pytorch_tanh" || a == "gelu_fast") c.act = hidden_act::gelu_tanh;
         else if (a == "relu") c.act = hidden_act::relu;
-        else throw error(file + ": hidden_act '" + a + "' is not supported (gelu, gelu_new, gelu_pytorch_tanh, relu)");
+        else
+            throw error(file + ": hidden_act '" + detail::escape_for_message(a) +
+                        "' is not supported (gelu, gelu_new, gelu_pytorch_tanh, relu)");
     }
     if (j.contains("layer_norm_eps")) {
         const auto& v = j.at("layer_norm_eps");
         if (!v.is_number() || !(v.get<double>() >= 0) || v.get<double>() > 1)
-            throw error(file + ": 'layer_norm_eps' must be a number in [0, 1], got " + v.dump());
+            throw error(file + ": 'layer_norm_eps' must be a number in [0, 1], got " + detail::escape_for_message(v.dump()));
         c.layer_norm_eps = v.get<double>();
     }
     if (j.contains("qkv_bias")) {
@@ -178,8 +183,8 @@ inline config parse_config(const nlohmann::json& j, const std::string& file) {
                 pos = 0;
             }
             if (pos == 0 || pos != it.key().size() || idx >= m.size() || set[idx])
-                throw error(file + ": id2label key '" + it.key() + "' is not an index from 0 to " +
-                            std::to_string(m.size() - 1));
+                throw error(file + ": id2label key '" + detail::escape_for_message(it.key()) +
+                            "' is not an index from 0 to " + std::to_string(m.size() - 1));
             if (!it.value().is_string()) throw error(file + ": id2label '" + it.key() + "' is not a string");
             c.labels[idx] = it.value().get<std::string>();
             set[idx] = true;

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config.hpp"
+#include "detail/escape.hpp"
 #include "error.hpp"
 
 namespace vit {
@@ -113,7 +114,7 @@ inline preprocess_config load_preprocess_config(const std::string& model_dir) {
             cfg.width = json_positive_int(s.at(1), file, "size[1]");
         } else {
             throw error(file + ": key 'size': expected an integer, {\"height\", \"width\"} or {\"shortest_edge\"}, got " +
-                        (s.is_object() ? s.dump() : json_type(s)));
+                        (s.is_object() ? escape_for_message(s.dump()) : json_type(s)));
         }
     }
     if (j.contains("resample")) {

@@ -25,6 +25,7 @@
 #include "../../error.hpp"
 #include "../../image_types.hpp"
 #include "../../preprocess.hpp"
+#include "../escape.hpp"
 #include "exif.hpp"
 #include "jpeg.hpp"
 #include "resample.hpp"
@@ -346,7 +347,8 @@ public:
         if (pos_ < n_) ++pos_;  // the whitespace after it
         if (magic == "P1" || magic == "P2" || magic == "P3")
             throw error(name_ + ": plain (ASCII) PNM " + magic + " is not supported; convert it to binary (P4, P5, P6)");
-        if (magic != "P4" && magic != "P5" && magic != "P6") throw error(name_ + ": not an image (unknown PNM type '" + magic + "')");
+        if (magic != "P4" && magic != "P5" && magic != "P6")
+            throw error(name_ + ": not an image (unknown PNM type '" + escape_for_message(magic) + "')");
         const std::uint64_t w = number("width"), h = number("height");
         check_pixel_limit(name_, w, h, limits);
         const std::size_t count = std::size_t(w) * std::size_t(h);
@@ -419,7 +421,8 @@ private:
         }
         if (token.empty()) throw error(name_ + ": truncated PNM (the header ends before the " + what + ")");
         for (char c : token)
-            if (c < '0' || c > '9') throw error(name_ + ": PNM " + what + " '" + token.substr(0, 20) + "' is not a number");
+            if (c < '0' || c > '9')
+                throw error(name_ + ": PNM " + what + " '" + escape_for_message(token.substr(0, 20)) + "' is not a number");
         // Pillow reads at most 10 characters per token; 10 digits are already
         // beyond every limit below, and larger would overflow.
         if (token.size() >= 10) throw error(name_ + ": PNM " + what + " has " + std::to_string(token.size()) + " digits");

@@ -18,6 +18,7 @@
 #endif
 
 #include "../../error.hpp"
+#include "../escape.hpp"
 
 namespace vit::detail {
 
@@ -221,7 +222,7 @@ public:
 
 private:
     [[noreturn]] void fail(const char* what) {
-        throw error(name_ + ": " + what + " (libjpeg: " + s_->err.message + ")");
+        throw error(name_ + ": " + what + " (libjpeg: " + escape_for_message(s_->err.message) + ")");
     }
     // A member, not the destructor, releases libjpeg: it must also happen
     // when the constructor throws.

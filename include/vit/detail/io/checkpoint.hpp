@@ -8,6 +8,7 @@
 
 #include "../../config.hpp"
 #include "../../error.hpp"
+#include "../escape.hpp"
 #include "pytorch.hpp"
 #include "safetensors.hpp"
 #include "tensor_store.hpp"
@@ -30,12 +31,16 @@ tensor_store read_sharded(const std::string& dir, const std::string& index_name,
     const auto& map = index.at("weight_map");
     std::map<std::string, std::vector<std::string>> by_shard;
     for (auto it = map.begin(); it != map.end(); ++it) {
-        if (!it.value().is_string()) throw error(index_path + ": weight_map entry '" + it.key() + "' is not a file name");
+        if (!it.value().is_string())
+            throw error(index_path + ": weight_map entry '" + escape_for_message(it.key()) + "' is not a file name");
         const std::string shard = it.value().get<std::string>();
         // A shard is a plain file name in the same folder: anything else could
-        // make a downloaded index read files elsewhere on the machine.
-        if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..")
-            throw error(index_path + ": shard name '" + shard + "' is not a file name in the checkpoint folder");
+        // make a downloaded index read files elsewhere on the machine. Every
+        // message about the shard names it: it must not need escaping.
+        if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == ".." ||
+            !is_printable_utf8(shard))
+            throw error(index_path + ": shard name '" + escape_for_message(shard) +
+                        "' is not a file name in the checkpoint folder");
         by_shard[shard].push_back(it.key());
     }
     tensor_store all;
@@ -43,7 +48,8 @@ tensor_store read_sharded(const std::string& dir, const std::string& index_name,
         tensor_store part = read_shard(dir + "/" + kv.first);
         for (const auto& name : kv.second)
             if (!part.contains(name))
-                throw error(dir + "/" + kv.first + ": tensor '" + name + "' listed in " + index_name + " is not in the shard");
+                throw error(dir + "/" + kv.first + ": tensor '" + escape_for_message(name) + "' listed in " + index_name +
+                            " is not in the shard");
         all.merge(std::move(part));
     }
     return all;

@@ -27,7 +27,7 @@
 
 #include "../../error.hpp"
 #include "tensor_store.hpp"
-#include "zip.hpp"  // escape_for_message
+#include "../escape.hpp"
 
 namespace vit::detail {
 

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "../../error.hpp"
+#include "../escape.hpp"
 #include "mapped_file.hpp"
 #include "pickle.hpp"
 #include "tensor_store.hpp"

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../../error.hpp"
+#include "../escape.hpp"
 #include "mapped_file.hpp"
 #include "tensor_store.hpp"
 
@@ -84,10 +85,11 @@ inline tensor_store parse_safetensors(std::shared_ptr<const void> owner, const u
     try {
         header = nlohmann::json::parse(hbegin, hbegin + header_len, cb);
     } catch (const nlohmann::json::exception& e) {
-        throw fail(std::string("header is not valid JSON: ") + e.what());
+        throw fail("header is not valid JSON: " + escape_for_message(e.what(), 400));
     }
     if (!duplicate.empty())
-        throw fail((duplicate_tensor ? "tensor '" : "key '") + duplicate + "' appears twice in the header");
+        throw fail((duplicate_tensor ? "tensor '" : "key '") + escape_for_message(duplicate) +
+                   "' appears twice in the header");
     if (!header.is_object()) throw fail("header is not a JSON object");
 
     const unsigned char* body = data + 8 + header_len;
@@ -98,7 +100,7 @@ inline tensor_store parse_safetensors(std::shared_ptr<const void> owner, const u
     for (auto it = header.begin(); it != header.end(); ++it) {
         const std::string& tname = it.key();
         if (tname == "__metadata__") continue;
-        auto tfail = [&](const std::string& what) { return fail("tensor '" + tname + "': " + what); };
+        auto tfail = [&](const std::string& what) { return fail("tensor '" + escape_for_message(tname) + "': " + what); };
         const auto& info = it.value();
         if (!info.is_object()) throw tfail("entry is not an object");
         if (!info.contains("dtype") || !info.at("dtype").is_string()) throw tfail("no dtype string");
@@ -107,14 +109,15 @@ inline tensor_store parse_safetensors(std::shared_ptr<const void> owner, const u
             throw tfail("data_offsets is not a pair");
         tensor_ref t;
         const std::string dt = info.at("dtype").get<std::string>();
-        if (!parse_dtype(dt, t.type)) throw tfail("unknown dtype '" + dt + "'");
+        if (!parse_dtype(dt, t.type)) throw tfail("unknown dtype '" + escape_for_message(dt) + "'");
         const auto& shape = info.at("shape");
         if (shape.size() > limits.max_rank) throw tfail("rank " + std::to_string(shape.size()) + " is too large");
         std::uint64_t numel = 1;
         for (const auto& d : shape) {
             if (!d.is_number_unsigned()) throw tfail("shape has a dimension that is not a non-negative integer");
             const std::uint64_t v = d.get<std::uint64_t>();
-            if (v != 0 && numel > body_size / v) throw tfail("shape " + shape.dump() + " is larger than the file");
+            if (v != 0 && numel > body_size / v)
+                throw tfail("shape " + escape_for_message(shape.dump()) + " is larger than the file");
             numel *= v;
             t.shape.push_back(static_cast<std::int64_t>(v));
         }
@@ -143,9 +146,10 @@ inline tensor_store parse_safetensors(std::shared_ptr<const void> owner, const u
     std::uint64_t covered = 0;
     for (std::size_t i = 0; i < spans.size(); ++i) {
         if (spans[i].begin < covered)
-            throw fail("tensors '" + spans[i - 1].name + "' and '" + spans[i].name + "' overlap");
+            throw fail("tensors '" + escape_for_message(spans[i - 1].name) + "' and '" + escape_for_message(spans[i].name) +
+                       "' overlap");
         if (spans[i].begin > covered)
-            throw fail("tensor '" + spans[i].name + "' starts at byte " + std::to_string(spans[i].begin) +
+            throw fail("tensor '" + escape_for_message(spans[i].name) + "' starts at byte " + std::to_string(spans[i].begin) +
                        " of the data, leaving a hole after byte " + std::to_string(covered));
         covered = spans[i].end;
     }
@@ -182,7 +186,7 @@ inline void write_safetensors(const std::string& path, const std::vector<tensor_
         std::uint64_t numel = 1;
         for (auto d : t.shape) numel *= static_cast<std::uint64_t>(d);
         if (numel * dtype_size(t.type) != t.bytes.size())
-            throw error(path + ": tensor '" + t.name + "': " + std::to_string(t.bytes.size()) +
+            throw error(path + ": tensor '" + escape_for_message(t.name) + "': " + std::to_string(t.bytes.size()) +
                         " bytes do not match shape " + shape_string(t.shape));
         header[t.name] = {{"dtype", dtype_name(t.type)},
                           {"shape", t.shape},

@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 
 #include "../../error.hpp"
+#include "../escape.hpp"
 #include "../float_formats.hpp"
 
 namespace vit::detail {
@@ -95,7 +96,8 @@ public:
     void add(const std::string& name, tensor_ref t, const std::string& file) {
         auto it = tensors_.find(name);
         if (it != tensors_.end())
-            throw error(file + ": tensor '" + name + "' appears twice (also in " + it->second.file + ")");
+            throw error(file + ": tensor '" + escape_for_message(name) + "' appears twice (also in " + it->second.file +
+                        ")");
         tensors_.emplace(name, entry{std::move(t), file});
     }
     // Registers memory that is a read-only file mapping (page-aligned, as

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../../error.hpp"
+#include "../escape.hpp"
 
 namespace vit::detail {
 
@@ -39,24 +40,6 @@ inline std::uint32_t zip_crc32(const unsigned char* p, std::size_t n, std::uint3
     crc = ~crc;
     for (std::size_t i = 0; i < n; ++i) crc = table.v[(crc ^ p[i]) & 0xffu] ^ (crc >> 8);
     return ~crc;
-}
-
-// Zip entry names come from the file: keep control bytes out of messages.
-inline std::string escape_for_message(const std::string& s, std::size_t max_len = 120) {
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (out.size() >= max_len) { out += "..."; break; }
-        const unsigned char c = static_cast<unsigned char>(s[i]);
-        if (c < 0x20 || c == 0x7f || c == '\\') {
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    return out;
 }
 
 struct zip_entry {
