@@ -9,16 +9,11 @@
 #include <vit/image.hpp>
 #include <vit/model.hpp>
 
+#include "tmp_dir.hpp"
+
 namespace test {
 
 inline std::string data(const std::string& rel) { return std::string(VIT_TEST_DATA) + "/" + rel; }
-
-inline std::string tmp_dir() {
-    const std::string d = VIT_TEST_TMP;
-    std::string cmd = "mkdir -p '" + d + "'";
-    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("cannot create " + d);
-    return d;
-}
 
 // A reference tensor as doubles, with its shape.
 struct ref_tensor {

@@ -20,17 +20,15 @@
 #include <vit/detail/io/safetensors.hpp>
 #include <vit/image.hpp>
 
+#include "tmp_dir.hpp"
+
 namespace {
 
 using bytes = std::vector<std::uint8_t>;
 
 std::string data_path(const std::string& rel) { return std::string(VIT_TEST_DATA) + "/" + rel; }
 
-std::string tmp_path(const std::string& name) {
-    const std::string dir = VIT_TEST_TMP;
-    std::filesystem::create_directories(dir);
-    return dir + "/" + name;
-}
+std::string tmp_path(const std::string& name) { return test::tmp_dir() + "/" + name; }
 
 bytes read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);

@@ -17,6 +17,8 @@
 #include "vit/detail/io/safetensors.hpp"
 #include "vit/detail/io/zip.hpp"
 
+#include "tmp_dir.hpp"
+
 using namespace vit::detail;
 using Catch::Matchers::Contains;
 
@@ -259,8 +261,7 @@ TEST_CASE("pytorch: the fixture's pytorch_model.bin equals model.safetensors bit
 
 TEST_CASE("pytorch: globals outside the allow-list are refused, with no side effect", "[pytorch]") {
     namespace fs = std::filesystem;
-    fs::create_directories(VIT_TEST_TMP);
-    const std::string victim = std::string(VIT_TEST_TMP) + "/pytorch_pwned";
+    const std::string victim = test::tmp_dir() + "/pytorch_pwned";
     fs::remove(victim);
     const std::map<std::string, std::string> storage{{"0", floats(iota(6, 0))}};
 
