@@ -2,8 +2,8 @@
 # Installs vit from SOURCE_DIR into a scratch prefix, builds tests/consumer
 # against it with find_package(vit) and runs it on a fixture.
 #   check.sh SOURCE_DIR WORK_DIR [vit|core] [CMAKE_ARG...]
-# TARGET vit (default) classifies an image with vit::vit; core reads a config
-# with vit::core alone. CMAKE_ARGs go to the consumer's configure, e.g.
+# TARGET vit (default) classifies an image file with vit::vit; core classifies
+# the fixture's resized pixels with vit::core alone. CMAKE_ARGs go to the consumer's configure, e.g.
 # -DVIT_USE_SYSTEM_STB=OFF to compile stb from its headers.
 set -eu
 src=$1
@@ -19,7 +19,7 @@ cmake -S "$src/tests/consumer" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$work/pr
 cmake --build "$work/consumer" >/dev/null
 model=$src/tests/data/vit-tiny-random/model
 if [ "$target" = core ]; then
-  label=$("$work/consumer/consumer" "$model")
+  label=$("$work/consumer/consumer" "$model" "$src/tests/data/vit-tiny-random/reference.safetensors")
 else
   label=$("$work/consumer/consumer" "$model" "$src/tests/data/images/coco_cats.png")
 fi
