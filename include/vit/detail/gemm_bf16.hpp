@@ -132,6 +132,7 @@ public:
             return;
         }
 #endif
+        (void)want;  // only the x86 kernels have a choice
         w_.resize(n, k);
         for (std::int64_t j = 0; j < n; ++j)
             for (std::int64_t kk = 0; kk < k; ++kk) w_(j, kk) = round_bf16(w_nk[j * k + kk]);

@@ -294,6 +294,7 @@ public:
             return;
         }
 #endif
+        (void)want;  // only the x86 kernels have a choice
         w8_.assign(w_nk, w_nk + n * k);
     }
 
