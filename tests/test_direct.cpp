@@ -21,6 +21,8 @@
 using namespace vit::detail;
 using test::res_mode;
 
+// The direct kernel exists only where the AVX-512 kernels are compiled.
+#ifdef VIT_X86
 namespace {
 
 struct direct_problem {
@@ -161,6 +163,7 @@ TEST_CASE("direct linear layer handles k = 0 and empty outputs", "[direct]") {
     avx512::direct_run(nullptr, 0, 0, nullptr, n, 0, 0, nullptr, n, {}, pool);
     avx512::direct_run(nullptr, m, 0, nullptr, 0, 0, 0, nullptr, 0, {}, pool);
 }
+#endif  // VIT_X86
 
 // A stacked layer left unpacked (background packing not yet at it) runs from
 // the mapped file part by part; it must equal the packed layer bit for bit,

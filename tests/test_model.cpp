@@ -150,6 +150,9 @@ TEST_CASE("without last_hidden_state the CLS outputs are bit for bit the same") 
     const auto px = test::pixels_from_refs<float>(imgs);
     vit::forward_options cls_only;
     cls_only.output_last_hidden_state = false;
+    // Bit for bit on the AVX-512 kernels; the portable ones (Eigen) may round
+    // differently on fewer rows.
+    const bool exact = vit::detail::cpu_has_avx512();
     SECTION("float32, bf16 and int8, on 1 and 2 threads")
     for (const auto mode : {vit::precision::f32, vit::precision::bf16, vit::precision::int8}) {
         vit::load_options lo;
@@ -162,8 +165,13 @@ TEST_CASE("without last_hidden_state the CLS outputs are bit for bit the same") 
             const auto cls = m.forward(px, cls_only, &ws);
             CHECK(cls.last_hidden_state.size() == 0);
             CHECK(all.last_hidden_state.rows() == 5 * 145);
-            CHECK(cls.logits == all.logits);
-            CHECK(cls.cls_embedding == all.cls_embedding);
+            if (exact) {
+                CHECK(cls.logits == all.logits);
+                CHECK(cls.cls_embedding == all.cls_embedding);
+            } else {
+                CHECK((cls.logits - all.logits).cwiseAbs().maxCoeff() < 1e-5f);
+                CHECK((cls.cls_embedding - all.cls_embedding).cwiseAbs().maxCoeff() < 1e-5f);
+            }
             // Asking for hidden states or attentions needs every token: all as usual.
             vit::forward_options with_states = cls_only;
             with_states.output_hidden_states = true;
@@ -177,7 +185,11 @@ TEST_CASE("without last_hidden_state the CLS outputs are bit for bit the same") 
         const test::reference fref(test::data("vit-tiny-features/reference.safetensors"));
         const auto one = test::pixels_from_refs<float>({fref.get("coco_cats.resized_u8")});
         const auto cls = m.forward(one, cls_only);
-        CHECK(cls.pooler_output == m.forward(one).pooler_output);
+        const auto all = m.forward(one);
+        if (exact)
+            CHECK(cls.pooler_output == all.pooler_output);
+        else
+            CHECK((cls.pooler_output - all.pooler_output).cwiseAbs().maxCoeff() < 1e-5f);
         CHECK(test::max_abs_diff(cls.pooler_output, fref.get("coco_cats.pooler_output").values) < 1e-5);
     }
     SECTION("double: the products may round differently on fewer rows") {

@@ -145,3 +145,30 @@ TEST_CASE("a product's results do not depend on how its columns are shared", "[p
     lin.run(a.data(), m, k, c2.data(), n, ep, skewed);
     CHECK(std::memcmp(c1.data(), c2.data(), sizeof(float) * c1.size()) == 0);
 }
+
+TEST_CASE("back-to-back and spaced regions see every item's writes", "[pool]") {
+    // Items write plain memory that the caller reads after the region, as the
+    // model's layers do: the pool's handoff must order it (weakly ordered CPUs
+    // such as aarch64 show a missing barrier). Pauses longer than the spin
+    // time send the workers to sleep, so both ways of waking are run.
+    for (const int threads : {2, 3}) {
+        CAPTURE(threads);
+        thread_pool pool(threads);
+        std::vector<std::int64_t> out(257);
+        std::vector<std::int64_t> per_thread(std::size_t(threads));
+        bool ok = true;
+        for (int region = 0; region < 2000; ++region) {
+            const std::int64_t n = 1 + region % std::int64_t(out.size());
+            pool.parallel_for(n, [&](std::int64_t i) { out[std::size_t(i)] = region * 1000 + i; });
+            for (std::int64_t i = 0; i < n; ++i) ok = ok && out[std::size_t(i)] == region * 1000 + i;
+            pool.for_each_thread([&](std::int64_t t) { per_thread[std::size_t(t)] = region; });
+            for (const std::int64_t r : per_thread) ok = ok && r == region;
+            if (region % 100 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            if (!ok) {
+                FAIL_CHECK("stale item result after region " << region);
+                break;
+            }
+        }
+        CHECK(ok);
+    }
+}

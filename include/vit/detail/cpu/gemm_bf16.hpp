@@ -23,8 +23,10 @@ public:
     packed_linear_bf16() = default;
     packed_linear_bf16(const float* w_nk, std::int64_t n, std::int64_t k, gemm_kernel want = gemm_kernel::automatic)
         : n_(n), k_(k) {
+        // Off x86 the resolver answers portable, whatever was asked.
+        [[maybe_unused]] const gemm_kernel kernel = k > 0 ? resolve_bf16_kernel(want) : gemm_kernel::portable;
 #ifdef VIT_X86_BF16
-        if (k > 0 && resolve_bf16_kernel(want) == gemm_kernel::avx512) {
+        if (kernel == gemm_kernel::avx512) {
             kernel_ = gemm_kernel::avx512;
             packed_.reset(static_cast<std::size_t>(avx512::packed_size<avx512::bf16_policy>(n, k)));
             avx512::pack_weights<avx512::bf16_policy>(

@@ -43,8 +43,10 @@ public:
             for (std::int64_t kk = 0; kk < k; ++kk) s += w_nk[j * k + kk];
             sum_.data()[j] = s;
         }
+        // Off x86 the resolver answers portable, whatever was asked.
+        [[maybe_unused]] const gemm_kernel kernel = k > 0 ? resolve_int8_kernel(want) : gemm_kernel::portable;
 #ifdef VIT_X86
-        if (k > 0 && resolve_int8_kernel(want) == gemm_kernel::avx512) {
+        if (kernel == gemm_kernel::avx512) {
             kernel_ = gemm_kernel::avx512;
             packed_.reset(static_cast<std::size_t>(avx512::packed_size<avx512::int8_policy>(n, k)));
             avx512::pack_weights<avx512::int8_policy>(n, k, packed_.data(),

@@ -183,6 +183,8 @@ private:
     static void pause() {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
         __builtin_ia32_pause();
+#elif defined(__GNUC__) && defined(__aarch64__)
+        __asm__ __volatile__("yield");  // ARM's spin-wait hint, as pause is x86's
 #endif
     }
     void work(int index) {
