@@ -152,7 +152,7 @@ TEST_CASE("without last_hidden_state the CLS outputs are bit for bit the same") 
     cls_only.output_last_hidden_state = false;
     // Bit for bit on the AVX-512 kernels; the portable ones (Eigen) may round
     // differently on fewer rows.
-    const bool exact = vit::detail::cpu_has_avx512();
+    const bool exact = vit::detail::cpu().avx512;
     SECTION("float32, bf16 and int8, on 1 and 2 threads")
     for (const auto mode : {vit::precision::f32, vit::precision::bf16, vit::precision::int8}) {
         vit::load_options lo;

@@ -155,7 +155,7 @@ TEST_CASE("back-to-back and spaced regions see every item's writes", "[pool]") {
         CAPTURE(threads);
         thread_pool pool(threads);
         std::vector<std::int64_t> out(257);
-        std::vector<std::int64_t> per_thread(std::size_t(threads));
+        std::vector<std::int64_t> per_thread(static_cast<std::size_t>(threads));
         bool ok = true;
         for (int region = 0; region < 2000; ++region) {
             const std::int64_t n = 1 + region % std::int64_t(out.size());

@@ -538,7 +538,7 @@ inline VIT_AVX512 void direct_columns(const float* at, std::int64_t m, std::int6
 // C = act(A W^T + bias) + residual (the epilogue and aliasing rules of
 // packed_linear::run), with w[n][k] read where it lies (row stride ldw).
 // Bit-identical to packed_linear<float> on the AVX-512 kernel. The caller
-// checks cpu_has_avx512().
+// checks direct_available<float>() (cpu/dispatch.hpp).
 inline void direct_run(const float* a, std::int64_t m, std::int64_t lda, const float* w, std::int64_t n,
                        std::int64_t k, std::int64_t ldw, float* c, std::int64_t ldc, const epilogue<float>& ep,
                        thread_pool& pool) {
