@@ -158,9 +158,9 @@ VIT_AVX512 void run_panels(const float* a, std::int64_t m, std::int64_t lda, con
                 for (std::int64_t p = q0; p < q1; ++p) {
                     const std::int64_t j0 = p * 32;
                     const int width = static_cast<int>(std::min<std::int64_t>(32, n - j0));
-                    const __mmask16 m0 = width >= 16 ? 0xffff : __mmask16((1u << width) - 1);
+                    const __mmask16 m0 = lanes(width);
                     const __mmask16 m1 =
-                        width >= 32 ? 0xffff : width <= 16 ? 0 : __mmask16((1u << (width - 16)) - 1);
+                        lanes(width - 16);
                     const typename P::w_t* bp = wp + block_offset<P>(panels, k, k0, p);
                     const weight_block nb = next_weight_block(p, k0, P::kc, last, q0, q1, p_end);
                     for (std::int64_t t = 0; t < tiles; ++t) {
@@ -180,7 +180,7 @@ VIT_AVX512 void run_panels(const float* a, std::int64_t m, std::int64_t lda, con
                         if (last) {
                             const int vecs = (width + 15) / 16;
                             const __mmask16 tail =
-                                width % 16 ? __mmask16((1u << (width % 16)) - 1) : __mmask16(0xffff);
+                                lanes(width % 16 ? width % 16 : 16);
                             epilogue_rows_any<P::coarse_gelu>(ep.act, ct, ldc, static_cast<int>(tr), vecs, tail,
                                               ep.bias ? ep.bias + j0 : nullptr,
                                               res ? res + (r0 + i0) * ldr + (j0 - col0) : nullptr, ldr);

@@ -43,8 +43,8 @@ struct bf16_policy {
             std::uint16_t* out = dst + i * kc;
             for (int k = 0; k < kc_; k += 32) {
                 const int left = kc_ - k;
-                const __mmask16 lo = left >= 16 ? 0xffff : __mmask16((1u << left) - 1);
-                const __mmask16 hi = left >= 32 ? 0xffff : left <= 16 ? 0 : __mmask16((1u << (left - 16)) - 1);
+                const __mmask16 lo = lanes(left);
+                const __mmask16 hi = lanes(left - 16);
                 const __m512 x0 = _mm512_maskz_loadu_ps(lo, src + k);
                 const __m512 x1 = _mm512_maskz_loadu_ps(hi, src + k + 16);
                 _mm512_storeu_si512(out + k, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));

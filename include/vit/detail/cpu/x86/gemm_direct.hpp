@@ -98,7 +98,7 @@ inline VIT_AVX512 void direct_pack_at(const float* a, std::int64_t m, std::int64
         const int rows = static_cast<int>(std::clamp<std::int64_t>(m - r0, 0, 16));
         for (int kk = 0; kk < kcb; kk += 16) {
             const int width = std::min(16, kcb - kk);
-            const __mmask16 mk = __mmask16((1u << width) - 1);
+            const __mmask16 mk = lanes(width);
             __m512 r[16];
 #pragma GCC unroll 16
             for (int i = 0; i < 16; ++i)
@@ -273,7 +273,7 @@ VIT_AVX512 void direct_tail_tile(int kc, const float* w, const float* wt, const 
         if (load_c) acc[i] = _mm512_add_ps(acc[i], _mm512_load_ps(p));
         _mm512_store_ps(p, acc[i]);
     }
-    const __mmask16 mk = __mmask16((1u << gn) - 1);
+    const __mmask16 mk = lanes(gn);
     for (int t = 0; t < tail; ++t) {
         float* p = ctail + t * ldt;
         __m512 x = tacc[0];
@@ -324,7 +324,7 @@ VIT_AVX512 void direct_epilogue(const float* ct, std::int64_t ldct, std::int64_t
             prefetch_rows(c + j, ldc, i0 + 16, m);
             if (res && res != c) prefetch_rows(res + j, ldr, i0 + 16, m);
             const int width = std::min(16, cols - j);
-            const __mmask16 mk = __mmask16((1u << width) - 1);
+            const __mmask16 mk = lanes(width);
             const __m512 b = bias ? _mm512_maskz_loadu_ps(mk, bias + j) : _mm512_setzero_ps();
             __m512 r[16];
 #pragma GCC unroll 16
@@ -359,7 +359,7 @@ template <activation A>
 VIT_AVX512 void direct_tail_epilogue(const float* ctail, std::int64_t ldt, int tail, int cols, float* c,
                                      std::int64_t ldc, const float* bias, const float* res, std::int64_t ldr) {
     for (int j = 0; j < cols; j += 16) {
-        const __mmask16 mk = __mmask16((1u << std::min(16, cols - j)) - 1);
+        const __mmask16 mk = lanes(std::min(16, cols - j));
         const __m512 b = bias ? _mm512_maskz_loadu_ps(mk, bias + j) : _mm512_setzero_ps();
         for (int t = 0; t < tail; ++t) {
             __m512 x = activate_ps<A>(_mm512_add_ps(_mm512_maskz_loadu_ps(mk, ctail + t * ldt + j), b));
@@ -393,7 +393,7 @@ inline VIT_AVX512 void direct_seed(const float* c, std::int64_t ldc, std::int64_
         for (int j = 0; j < cols; j += 16) {
             prefetch_rows(c + j, ldc, i0 + 16, m);
             const int width = std::min(16, cols - j);
-            const __mmask16 mk = __mmask16((1u << width) - 1);
+            const __mmask16 mk = lanes(width);
             __m512 r[16];
 #pragma GCC unroll 16
             for (int q = 0; q < 16; ++q)
@@ -467,7 +467,7 @@ inline VIT_AVX512 void direct_columns(const float* at, std::int64_t m, std::int6
                         for (int kk = 0; kk < kcb; kk += 16) {
                             const int width = std::min(16, kcb - kk);
                             _mm512_store_ps(wbuf + i * P::kc + kk,
-                                            _mm512_maskz_loadu_ps(__mmask16((1u << width) - 1), wg + i * ldw + kk));
+                                            _mm512_maskz_loadu_ps(lanes(width), wg + i * ldw + kk));
                         }
                     if (tail_here) {
                         for (int kk = 0; kk < kcb; kk += 16) {

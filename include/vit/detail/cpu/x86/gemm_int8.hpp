@@ -125,7 +125,7 @@ VIT_AVX512_VNNI inline void int8_row_quants(const float* a, std::int64_t lda, st
         __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
         for (std::int64_t kk = 0; kk < k; kk += 16) {
             const std::int64_t left = k - kk;
-            const __mmask16 mk = left >= 16 ? 0xffff : __mmask16((1u << left) - 1);
+            const __mmask16 mk = lanes(left);
             const __m512 x = _mm512_maskz_loadu_ps(mk, src + kk);  // zeros do not move a range holding 0
             lo = _mm512_maskz_min_ps(__mmask16(0xffff), lo, x);
             hi = _mm512_maskz_max_ps(__mmask16(0xffff), hi, x);
@@ -155,7 +155,7 @@ VIT_AVX512_VNNI inline void int8_pack_a(const float* a, std::int64_t lda, std::i
         const __m512i z = _mm512_set1_epi32(q[i].zero);
         for (int kk = 0; kk < kc; kk += 16) {
             const int left = kc - kk;
-            const __mmask16 mk = left >= 16 ? 0xffff : __mmask16((1u << left) - 1);
+            const __mmask16 mk = lanes(left);
             const __m512 x = _mm512_maskz_loadu_ps(mk, src + kk);
             __m512i v = _mm512_add_epi32(_mm512_maskz_cvtps_epi32(__mmask16(0xffff), _mm512_mul_ps(x, inv)), z);
             v = _mm512_maskz_max_epi32(__mmask16(0xffff), v, _mm512_setzero_si512());
@@ -200,8 +200,8 @@ VIT_AVX512_VNNI inline void int8_run_panels(const std::uint8_t* qa, const row_qu
             for (std::int64_t p = p_begin; p < p_end; ++p) {
                 const std::int64_t j0 = p * 32;
                 const int width = static_cast<int>(std::min<std::int64_t>(32, n - j0));
-                const __mmask16 m0 = width >= 16 ? 0xffff : __mmask16((1u << width) - 1);
-                const __mmask16 m1 = width >= 32 ? 0xffff : width <= 16 ? 0 : __mmask16((1u << (width - 16)) - 1);
+                const __mmask16 m0 = lanes(width);
+                const __mmask16 m1 = lanes(width - 16);
                 const std::int8_t* bp = wp + block_offset<P>(panels, k, k0, p);
                 const weight_block nb = next_weight_block(p, k0, P::kc, last, p_begin, p_end, p_end);
                 for (std::int64_t t = 0; t < tiles; ++t) {
@@ -220,7 +220,7 @@ VIT_AVX512_VNNI inline void int8_run_panels(const std::uint8_t* qa, const row_qu
                                                         last ? &out : nullptr, ct, ldc, m0, m1, pf);
                     if (last && (ep.act != activation::none || res)) {
                         const int vecs = (width + 15) / 16;
-                        const __mmask16 tail = width % 16 ? __mmask16((1u << (width % 16)) - 1) : __mmask16(0xffff);
+                        const __mmask16 tail = lanes(width % 16 ? width % 16 : 16);
                         epilogue_rows_any<true>(ep.act, ct, ldc, static_cast<int>(tr), vecs, tail, nullptr,
                                           res ? res + (r0 + i0) * ldr + (j0 - col0) : nullptr, ldr);
                     }

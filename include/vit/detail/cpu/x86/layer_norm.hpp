@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "vmath.hpp"
+
 namespace vit::detail::avx512 {
 // Lanes 0-7 / 8-15 of v widened to double.
 VIT_AVX512_INLINE __m512d lo_pd(__m512 v) { return _mm512_maskz_cvtps_pd(__mmask8(0xff), _mm512_maskz_extractf32x8_ps(__mmask8(0xff), v, 0)); }
@@ -30,7 +32,7 @@ VIT_AVX512 inline void layer_norm_row(const float* in, float* out, const float* 
     const auto hi = hi_pd;
     const auto sum8 = sum_pd;
     const std::int64_t full = h / 16;
-    const __mmask16 tail = __mmask16((1u << (h % 16)) - 1);
+    const __mmask16 tail = lanes(h % 16);
     __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
     for (std::int64_t v = 0; v < full; ++v) {
         const __m512 x = _mm512_loadu_ps(in + 16 * v);
