@@ -26,8 +26,8 @@ struct forward_options {
     // attentions are asked for, the last layer's attention (queries; keys and
     // values still come from every token), attention output and MLP run for
     // the CLS tokens only, as logits, cls_embedding and pooler_output need
-    // (ViT-L/32: 3% of a forward saved; with the fast kernels these outputs are
-    // bit for bit the same, with the portable ones within rounding).
+    // (with the fast kernels these outputs are bit for bit the same, with the
+    // portable ones within rounding).
     bool output_last_hidden_state = true;
     bool output_hidden_states = false;  // fill output::hidden_states
     bool output_attentions = false;     // fill output::attentions

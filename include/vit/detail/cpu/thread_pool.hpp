@@ -77,10 +77,9 @@ public:
     }
 
     // Calls fn(begin, end) on each thread over contiguous ranges that cover
-    // [0, n), each sized by its thread's speed in earlier calls. One core of
-    // a VM is often slower than the other for a while (seen here: one idled
-    // 2-9% of the products' time at the joins of an even split, mostly the
-    // same one within a process), and every join waits for the slowest.
+    // [0, n), each sized by its thread's speed in earlier calls: one core of
+    // a VM is often slower than the other for a while, and every join waits
+    // for the slowest (BENCHMARKS.md).
     // Items should cost alike (the weight panels of a product).
     template <class F>
     void balanced_ranges(std::int64_t n, F&& fn) {

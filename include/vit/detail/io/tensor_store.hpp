@@ -105,7 +105,7 @@ public:
     // back from the file if touched again.
     void add_mapped_range(const unsigned char* p, std::size_t n) { mapped_.push_back({p, n}); }
     // Fills the page tables of every mapped range in one call per range
-    // (about 60 ms for 1.2 GB in the page cache) instead of a page fault per
+    // instead of a page fault per
     // 4 KiB as the weights are first read, which costs seconds on a VM. For
     // weights read in place for a while (background packing); the pages then
     // count as resident until released. Kernels before 5.14 lack

@@ -105,7 +105,7 @@ VIT_AVX512 inline void softmax_row(const float* s, std::int64_t n, float* probs)
 }
 
 // kt[c][j] = k[j][c] * scale for c < d, j < np (zero for j >= n), by 16 x 16
-// blocks: the strided scalar copy it replaces cost 8% of the attention.
+// blocks (a strided scalar copy is far slower; BENCHMARKS.md).
 VIT_AVX512 inline void transpose_scaled(const float* k, std::int64_t ld, std::int64_t n, std::int64_t d, float scale,
                                         float* kt, std::int64_t np) {
     const __m512 sc = _mm512_set1_ps(scale);

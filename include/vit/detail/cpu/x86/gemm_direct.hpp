@@ -37,13 +37,9 @@
 // aliased residual (residual == c) safe to read in the epilogue without the
 // copy run_panels needs.
 //
-// Speed (direct-bench, one core, weights from DRAM): 0.89-0.95 of the packed
-// kernel at 145 rows, 0.9-1.0 at 1160. The weight rows are read from DRAM in
-// 1 KiB pieces 4 or 16 KiB apart, which only software prefetch covers. On
-// 4 KiB pages (a mapped file) it is slower: at 1160 x 1024 x 4096 steadily
-// (0.58-0.66, cause not found), and everywhere during the episodes in which
-// this VM makes every page expensive to touch again (20-25% speed for a pass
-// over the weights; the packed kernel, on huge pages, is not affected).
+// The weight rows are read from DRAM in 1 KiB pieces 4 or 16 KiB apart, which
+// only software prefetch covers; on the mapped file's 4 KiB pages it is slower
+// than the packed kernel (speeds in BENCHMARKS.md, bench/direct_bench.cpp).
 #pragma once
 
 #include "gemm_avx512.hpp"
@@ -72,9 +68,8 @@ struct direct_policy {
     // Row tails of up to this many rows past a multiple of 16 (145 = 9 x 16
     // + 1: one image) are computed the packed kernel's way, broadcasting
     // activations against a transposed copy of the weight block, instead of
-    // as a vector of 16 rows with 15 of them padding (10% of the work at
-    // 145 rows). The transposition costs about a quarter of a shuffle per
-    // weight, so longer tails stay vectors.
+    // as a vector of 16 rows with 15 of them padding. The transposition
+    // costs a fraction of a shuffle per weight, so longer tails stay vectors.
     static constexpr int max_tail = 4;
 };
 
@@ -156,9 +151,7 @@ struct line_cursor {
 
 // What a tile fetches while it computes: a share of the next weight group
 // (from DRAM), and the next tile's partial sums (ct columns, `ct_cols` of
-// them, 128 bytes each), needed all at once at the tile's end. (Fetching the
-// output rows of the epilogue to come during the last k-block, as a second
-// stream, measured no faster.)
+// them, 128 bytes each), needed all at once at the tile's end.
 struct direct_prefetch {
     line_stream w;
     const float* ct = nullptr;

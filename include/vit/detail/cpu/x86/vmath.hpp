@@ -139,8 +139,7 @@ VIT_AVX512_INLINE __m512 gelu_erf_ps(__m512 x) {
 // (relative 2^-9) or to 8 bits per row. 0.5 erfc(|x| / sqrt 2) by Abramowitz
 // & Stegun 7.1.26 (absolute error <= 1.5e-7 on erfc, here with the factor 0.5
 // folded into the coefficients) and an exp of degree 6: |error| <= 2e-7
-// max(1, |x|), in ~60% of gelu_erf_ps's operations (GELU had been 12-19% of
-// the int8 MLP up-projection).
+// max(1, |x|), in fewer operations than gelu_erf_ps (BENCHMARKS.md).
 VIT_AVX512_INLINE __m512 gelu_erf_coarse_ps(__m512 x) {
     // z = |x| / sqrt 2, clamped where erfc(z) = erfc(10) = 2e-45 is below every float.
     const __m512 z = min_ps(_mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.70710678118654752f)),
