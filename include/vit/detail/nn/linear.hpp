@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <variant>
 #include <vector>
 
 #include "../../error.hpp"
@@ -21,17 +22,21 @@
 
 namespace vit::detail {
 
+// The product a layer runs, one per weight format; each has the same
+// run(a, m, lda, c, ldc, epilogue, pool). double has float64 products only.
+template <class T>
+using product_for = std::conditional_t<std::is_same_v<T, float>,
+                                       std::variant<packed_linear<float>, packed_linear_bf16, packed_linear_int8>,
+                                       std::variant<packed_linear<T>>>;
+
 template <class T>
 struct linear {
-    precision mode = precision::f32;
-    packed_linear<T> w;           // mode f32 (and every mode for double)
-    packed_linear_bf16 w_bf16;    // mode bf16
-    packed_linear_int8 w_int8;    // mode int8
+    product_for<T> product;
     std::vector<T> bias;
 
     // Deferred packing (float32 weights held as float32 in a mapped file, on
     // an AVX-512 CPU): load() keeps pointers into the file and pack_deferred()
-    // builds `w` later, on another thread. Until `packed` is set, run()
+    // builds `product` later, on another thread. Until `packed` is set, run()
     // computes straight from the file with the direct kernel, which gives the
     // packed kernel's results bit for bit (gemm_direct.hpp): a forward's
     // output does not depend on how far packing has got.
@@ -41,7 +46,7 @@ struct linear {
         index_t part_out = 0, in = 0;
     };
     file_weights file_;
-    std::unique_ptr<std::atomic<bool>> packed;  // null: `w` (or the bf16 / int8 one) is ready
+    std::unique_ptr<std::atomic<bool>> packed;  // null: `product` is ready
 
     // Whether load(..., defer = true, ...) can leave a layer unpacked here.
     static bool can_defer() { return direct_available<T>(); }
@@ -76,17 +81,15 @@ struct linear {
                 scales.insert(scales.end(), sc.begin(), sc.end());
             }
             if constexpr (std::is_same<T, float>::value) {
-                mode = precision::int8;
-                w_int8 = packed_linear_int8(w8.data(), scales.data(), rows, s.in);
+                product = packed_linear_int8(w8.data(), scales.data(), rows, s.in);
             } else {
                 std::vector<T> deq(w8.size());
                 for (std::size_t i = 0; i < deq.size(); ++i) deq[i] = T(w8[i]) * T(scales[i / std::size_t(s.in)]);
-                mode = precision::f32;
-                w = packed_linear<T>(deq.data(), rows, s.in);
+                product = packed_linear<T>(deq.data(), rows, s.in);
             }
             return;
         }
-        mode = std::is_same<T, float>::value ? want : precision::f32;
+        const precision mode = std::is_same<T, float>::value ? want : precision::f32;
         std::vector<typename weight_source::template view<T>> views;
         for (const auto& n : s.names) views.push_back(src.read_view<T>(n + ".weight", shape));
         const index_t out = s.out, in = s.in;
@@ -105,17 +108,17 @@ struct linear {
         }
         auto row = [&views, out, in](index_t j) { return views[std::size_t(j / out)].data + (j % out) * in; };
         if (mode == precision::f32) {
-            w = packed_linear<T>(row, rows, in);
+            product = packed_linear<T>(row, rows, in);
         } else if constexpr (std::is_same<T, float>::value) {
             std::vector<float> weight(std::size_t(rows * in));
             for (index_t j = 0; j < rows; ++j) std::copy(row(j), row(j) + in, weight.data() + j * in);
             if (mode == precision::bf16) {
-                w_bf16 = packed_linear_bf16(weight.data(), rows, in);
+                product = packed_linear_bf16(weight.data(), rows, in);
             } else {  // int8, quantized at load as vit-convert would
                 std::vector<std::int8_t> w8;
                 std::vector<float> scales;
                 packed_linear_int8::quantize(weight.data(), rows, in, w8, scales);
-                w_int8 = packed_linear_int8(w8.data(), scales.data(), rows, in);
+                product = packed_linear_int8(w8.data(), scales.data(), rows, in);
             }
         }
         for (const auto& v : views) src.release(v.source);
@@ -128,7 +131,7 @@ struct linear {
             if (!packed || packed->load()) return;
             const file_weights& f = file_;
             auto row = [&f](index_t j) { return f.parts[std::size_t(j / f.part_out)] + (j % f.part_out) * f.in; };
-            w = packed_linear<T>(row, index_t(f.parts.size()) * f.part_out, f.in);
+            product = packed_linear<T>(row, index_t(f.parts.size()) * f.part_out, f.in);
             packed->store(true, std::memory_order_release);
             for (const tensor_ref* t : f.sources) store.release(*t);
         } else {
@@ -136,16 +139,29 @@ struct linear {
         }
     }
 
-    // y[m, out] = act(x[m, in] * W^T + b) (+ residual, which may be y itself)
+    // y[m, out] = act(x[m, in] * W^T + b)
     void run(const T* x, index_t m, index_t ldx, T* y, index_t ldy, thread_pool& pool,
-             activation act = activation::none, const T* residual = nullptr, index_t ld_residual = 0) const {
+             activation act = activation::none) const {
         epilogue<T> ep;
         ep.bias = bias.data();
         ep.act = act;
-        ep.residual = residual;
-        ep.ld_residual = ld_residual;
-        if constexpr (std::is_same<T, float>::value) {
+        compute(x, m, ldx, y, ldy, ep, pool);
+    }
+
+    // y[m, out] += x[m, in] * W^T + b: a residual branch added to its stream.
+    void add_to(const T* x, index_t m, index_t ldx, T* y, index_t ldy, thread_pool& pool) const {
+        epilogue<T> ep;
+        ep.bias = bias.data();
+        ep.residual = y;
+        ep.ld_residual = ldy;
+        compute(x, m, ldx, y, ldy, ep, pool);
+    }
+
+private:
+    void compute(const T* x, index_t m, index_t ldx, T* y, index_t ldy, const epilogue<T>& ep,
+                 thread_pool& pool) const {
 #ifdef VIT_X86
+        if constexpr (std::is_same<T, float>::value) {
             if (packed && !packed->load(std::memory_order_acquire)) {
                 // Straight from the file, one stacked part at a time: columns
                 // are independent, so this equals the stacked product.
@@ -159,11 +175,9 @@ struct linear {
                 }
                 return;
             }
-#endif
-            if (mode == precision::bf16) return w_bf16.run(x, m, ldx, y, ldy, ep, pool);
-            if (mode == precision::int8) return w_int8.run(x, m, ldx, y, ldy, ep, pool);
         }
-        w.run(x, m, ldx, y, ldy, ep, pool);
+#endif
+        std::visit([&](const auto& p) { p.run(x, m, ldx, y, ldy, ep, pool); }, product);
     }
 };
 

@@ -94,14 +94,14 @@ struct encoder_layer {
             m = B;
             context = b.qkv;
         }
-        o_proj.run(context, m, H, b.x, H, pool, activation::none, b.x, H);
+        o_proj.add_to(context, m, H, b.x, H, pool);
         clock.lap(&profile::attention_output);
         // x = x + fc2(act(fc1(layernorm_after(x))))
         ln_after.run(b.x, b.ln, m, pool);
         clock.lap(&profile::layer_norm);
         fc1.run(b.ln, m, H, b.mlp, I, pool, s.act);
         clock.lap(&profile::mlp_up);
-        fc2.run(b.mlp, m, I, b.x, H, pool, activation::none, b.x, H);
+        fc2.add_to(b.mlp, m, I, b.x, H, pool);
         clock.lap(&profile::mlp_down);
         return m;
     }
