@@ -20,7 +20,7 @@ namespace vit::detail {
 // early). A kernel this CPU (or T) cannot run falls back (resolve_attention).
 template <class T>
 void attention(const attention_args<T>& a, attention_kernel want, thread_pool& pool) {
-    const attention_kernel kernel = resolve_attention<T>(want);
+    [[maybe_unused]] const attention_kernel kernel = resolve_attention<T>(want);
     const std::int64_t total = a.batch * a.heads, parts = std::min<std::int64_t>(pool.size(), total);
     pool.parallel_for(parts, [&](std::int64_t t) {
         const std::int64_t end = total * (t + 1) / parts;
