@@ -11,6 +11,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include <unistd.h>
@@ -19,6 +20,8 @@
 #include <vit/vit.hpp>
 
 #include "hub.hpp"
+#include "inputs.hpp"
+#include "parts.hpp"
 
 namespace fs = std::filesystem;
 
@@ -30,7 +33,7 @@ Labels images with a Vision Transformer checkpoint and prints the most
 probable classes, with the scores transformers' pipeline would give.
 
 IMAGE      an image file (JPEG, PNG, GIF, BMP, TGA, PNM), a folder (its images,
-           sorted by name), or - to read paths from standard input, one a line
+           sorted by path), or - to read paths from standard input, one a line
 
 options:
   --model M          checkpoint folder, or a hub id such as google/vit-large-patch32-384
@@ -52,11 +55,34 @@ options:
                      position embeddings interpolated as transformers does
   --batch N          images per forward pass (default 8)
   --threads N        threads (default: all cores)
+
+inputs and outputs for large runs (see docs/scale.md):
+  --files-from F     read image paths from F, one a line (- for standard input)
+  -0                 names in --files-from lists and on standard input are
+                     separated by NUL bytes (find -print0), not lines
+  --recursive        folders: their subfolders' images too
+  --shard I/N        take only the inputs whose path (as given) hashes to I
+                     modulo N (FNV-1a 64, then fmix64), so the split does not
+                     depend on the order of the list. Without it, a Slurm array task
+                     (SLURM_ARRAY_TASK_ID, _MIN, _STEP, _COUNT) or a Kubernetes
+                     Indexed Job (JOB_COMPLETION_INDEX, with --shard-count) chooses
+  --shard-count N    the number of shards, for JOB_COMPLETION_INDEX (and over
+                     SLURM_ARRAY_TASK_COUNT)
+  --output DIR       write DIR/part-IIIII-of-NNNNN.jsonl: the --json objects, one
+                     per input, failures as {"image", "error"}; committed every
+                     --chunk images, atomically, so a killed task leaves whole
+                     records. With --features the embeddings go to
+                     part-IIIII-of-NNNNN.npy (float32 [n, hidden]) and each JSON
+                     object says its "row"
+  --resume           continue a part file: skip the inputs already recorded
+  --chunk N          images per committed chunk with --output (default 64)
   --version          print the version and build features
   --help             this text
 
 Exit status: 0 when every image was labelled, 1 when any failed (each failure
-is reported with the image's name), 2 on a usage error.
+is reported with the image's name), 2 on a usage error, 3 on a fatal error
+(the model missing or bad, an input list or the output unusable; when it
+happens before any work, no part file is created).
 
 examples:
   vit-classify --model google/vit-large-patch32-384 cat.jpg
@@ -64,6 +90,7 @@ examples:
   find photos -name '*.jpg' | vit-classify --json -
   vit-classify --features --model google/vit-large-patch32-384-in21k cat.jpg
   vit-classify --attention-map where.png cat.jpg
+  vit-classify --files-from list.txt --shard 0/4 --output out/ --resume
 )";
 
 struct options {
@@ -74,7 +101,11 @@ struct options {
     int width = 0, height = 0;
     int batch = 8;
     int threads = 0;
-    std::vector<std::string> inputs;
+    inputs::sources inputs;
+    inputs::shard shard;
+    std::string output;
+    bool resume = false;
+    int chunk = 64;
 };
 
 [[noreturn]] void usage_error(const std::string& msg) {
@@ -99,10 +130,11 @@ options parse_args(int argc, char** argv) {
         return argv[++i];
     };
     bool only_files = false;
+    std::string shard_flag, shard_count;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (only_files || a == "-" || a.empty() || a[0] != '-') {
-            o.inputs.push_back(a);
+            o.inputs.args.push_back(a);
         } else if (a == "--") {
             only_files = true;
         } else if (a == "--help" || a == "-h") {
@@ -136,52 +168,43 @@ options parse_args(int argc, char** argv) {
             o.batch = parse_int(a, value(i), 1, 4096);
         } else if (a == "--threads") {
             o.threads = parse_int(a, value(i), 1, 1024);
+        } else if (a == "--files-from") {
+            o.inputs.files_from.push_back(value(i));
+        } else if (a == "-0") {
+            o.inputs.nul_separated = true;
+        } else if (a == "--recursive") {
+            o.inputs.recursive = true;
+        } else if (a == "--shard") {
+            shard_flag = value(i);
+        } else if (a == "--shard-count") {
+            shard_count = value(i);
+        } else if (a == "--output") {
+            o.output = value(i);
+            if (o.output.empty()) usage_error("--output needs a folder");
+        } else if (a == "--resume") {
+            o.resume = true;
+        } else if (a == "--chunk") {
+            o.chunk = parse_int(a, value(i), 1, 1000000);
         } else {
             usage_error("unknown option '" + a + "'");
         }
     }
-    if (o.inputs.empty()) usage_error("no image given");
-    if (o.logits && !o.json) usage_error("--logits goes with --json");
+    if (o.inputs.args.empty() && o.inputs.files_from.empty()) usage_error("no image given");
+    if (o.logits && !o.json && o.output.empty()) usage_error("--logits goes with --json or --output");
+    if (o.resume && o.output.empty()) usage_error("--resume goes with --output");
+    if (!o.output.empty() && (!o.attention_map.empty() || !o.save_input.empty()))
+        usage_error("--attention-map and --save-input take one image; they do not go with --output");
+    try {
+        o.shard = inputs::choose_shard(shard_flag, shard_count, inputs::getenv_string);
+    } catch (const std::invalid_argument& e) {
+        usage_error(e.what());
+    }
     if (o.model.empty()) {
         const char* env = std::getenv("VIT_MODEL");
         o.model = env && *env ? env : "google/vit-large-patch32-384";
     }
     if (o.threads == 0) o.threads = int(std::max(1u, std::thread::hardware_concurrency()));
     return o;
-}
-
-bool is_image_name(const fs::path& p) {
-    std::string ext = p.extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-    for (const char* e : {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tga", ".pnm", ".ppm", ".pgm", ".webp"})
-        if (ext == e) return true;
-    return false;
-}
-
-// Files as given, folders as their image files sorted by name, "-" as the
-// paths on standard input.
-std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
-    std::vector<std::string> out;
-    for (const auto& in : inputs) {
-        if (in == "-") {
-            std::string line;
-            while (std::getline(std::cin, line))
-                if (!line.empty()) out.push_back(line);
-            continue;
-        }
-        std::error_code ec;
-        if (fs::is_directory(in, ec)) {
-            std::vector<std::string> files;
-            for (const auto& e : fs::directory_iterator(in, ec))
-                if (e.is_regular_file(ec) && is_image_name(e.path())) files.push_back(e.path().string());
-            if (ec) throw vit::error(in + ": cannot list the folder: " + ec.message());
-            std::sort(files.begin(), files.end());
-            out.insert(out.end(), files.begin(), files.end());
-        } else {
-            out.push_back(in);
-        }
-    }
-    return out;
 }
 
 // A one-line bar on a terminal's stderr: redrawn in place, cleared at the end.
@@ -266,40 +289,146 @@ nlohmann::json to_json_array(const float* v, Eigen::Index n) {
 
 }  // namespace
 
+// The exit statuses the usage text promises.
+enum exit_status { all_labelled = 0, some_failed = 1, fatal = 3 };
+
+// Everything a run needs before its first image: the model, the inputs of this
+// shard, and the part files. A failure here is fatal and leaves no part file
+// behind unless one was there already.
+struct run_setup {
+    std::string dir;
+    vit::model model;
+    vit::preprocess_config pre;
+    std::vector<std::string> files;  // this shard's, in the order given
+};
+
+run_setup setup(const options& opt) {
+    const std::string dir = hub::resolve_model(opt.model);
+    run_setup r{dir, vit::load_model(dir), {}, {}};
+    r.pre = r.model.preprocessing();
+    if (opt.width) {
+        r.pre.width = opt.width;
+        r.pre.height = opt.height;
+        r.pre.do_resize = true;
+    }
+    if (!opt.features && r.model.config().arch != vit::architecture::image_classification)
+        throw vit::error(r.dir + ": a ViTModel checkpoint has no classifier; use --features for its embeddings");
+    const std::vector<std::string> all = inputs::expand(opt.inputs);
+    if (all.empty()) throw vit::error("no images found in the given inputs");
+    for (const auto& f : all)
+        if (opt.shard.takes(f)) r.files.push_back(f);
+    const bool single_only = !opt.attention_map.empty() || !opt.save_input.empty();
+    if (single_only && r.files.size() != 1)
+        throw vit::error("--attention-map and --save-input take exactly one image, got " + std::to_string(r.files.size()));
+    return r;
+}
+
+// With --output: the part files, the inputs they already record, and the
+// chunk being gathered.
+class part_output {
+public:
+    part_output(const options& opt, std::size_t feature_width) : opt_(opt), width_(feature_width) {
+        std::error_code ec;
+        std::filesystem::create_directories(opt.output, ec);
+        if (ec) throw vit::error(opt.output + ": cannot create the output folder: " + ec.message());
+        const std::string name = parts::part_name(opt.shard.index, opt.shard.count, "jsonl");
+        json_.emplace(opt.output, name, opt.resume);
+        std::istringstream in(json_->committed());
+        std::string line;
+        std::size_t rows = 0, n = 0;
+        while (std::getline(in, line)) {
+            ++n;
+            nlohmann::json j;
+            try {
+                j = nlohmann::json::parse(line);
+                done_.insert(j.at("image").get<std::string>());
+                if (j.contains("error")) ++failed_;
+                if (j.contains("row") && j.at("row").get<std::size_t>() != rows++)
+                    throw vit::error("its rows are not numbered in order");
+            } catch (const std::exception& e) {
+                throw vit::error(opt.output + "/" + name + ": line " + std::to_string(n) + " is not a record of vit-classify: " + e.what());
+            }
+        }
+        recorded_ = n;
+        if (opt.features)
+            npy_.emplace(opt.output, parts::part_name(opt.shard.index, opt.shard.count, "npy"), feature_width, rows, opt.resume);
+        name_ = name;
+    }
+
+    bool recorded(const std::string& image) const { return done_.count(image) != 0; }
+    std::size_t recorded_count() const { return recorded_; }
+    std::size_t failed() const { return failed_; }
+
+    // A record for the next chunk; with features, its row of embeddings.
+    void add(nlohmann::json record, const float* features = nullptr) {
+        if (features) {
+            record["row"] = npy_->rows() + rows_.size() / width_;
+            rows_.insert(rows_.end(), features, features + width_);
+        }
+        if (record.contains("error")) ++failed_;
+        chunk_ += record.dump() + "\n";
+        ++pending_;
+    }
+
+    // Commits the chunk when it is full (or when `last`), rows first: a record
+    // is visible only once its row is on disk.
+    // `done` of `total` inputs are recorded, `fresh` of them by this run in `secs`.
+    void maybe_commit(bool last, std::size_t done, std::size_t total, std::size_t fresh, double secs) {
+        if (pending_ == 0 || (!last && pending_ < std::size_t(opt_.chunk))) return;
+        if (npy_) npy_->append(rows_.data(), rows_.size() / width_);
+        json_->commit(chunk_);
+        chunk_.clear();
+        rows_.clear();
+        pending_ = 0;
+        if (!::isatty(STDERR_FILENO))
+            std::fprintf(stderr, "vit-classify: %s: %zu/%zu images, %zu failed, %.2f images/s\n", name_.c_str(), done, total,
+                         failed_, secs > 0 ? double(fresh) / secs : 0.0);
+    }
+
+private:
+    const options& opt_;
+    std::optional<parts::jsonl_part> json_;
+    std::optional<parts::npy_part> npy_;
+    std::string name_;
+    std::unordered_set<std::string> done_;
+    std::size_t width_, recorded_ = 0, failed_ = 0, pending_ = 0;
+    std::string chunk_;
+    std::vector<float> rows_;
+};
+
 int main(int argc, char** argv) {
     const options opt = parse_args(argc, argv);
+    std::optional<run_setup> run;
+    std::optional<part_output> parts_out;
     try {
-        const std::string dir = hub::resolve_model(opt.model);
-        const vit::model model = vit::load_model(dir);
-        const vit::config& cfg = model.config();
-        vit::preprocess_config pre = model.preprocessing();
-        if (opt.width) {
-            pre.width = opt.width;
-            pre.height = opt.height;
-            pre.do_resize = true;
-        }
-        if (!opt.features && cfg.arch != vit::architecture::image_classification)
-            throw vit::error(dir + ": a ViTModel checkpoint has no classifier; use --features for its embeddings");
-
-        const std::vector<std::string> files = expand_inputs(opt.inputs);
-        if (files.empty()) throw vit::error("no images found in the given inputs");
-        const bool single_only = !opt.attention_map.empty() || !opt.save_input.empty();
-        if (single_only && files.size() != 1)
-            throw vit::error("--attention-map and --save-input take exactly one image, got " + std::to_string(files.size()));
+        run.emplace(setup(opt));
+        if (!opt.output.empty()) parts_out.emplace(opt, std::size_t(run->model.config().hidden_size));
+    } catch (const std::exception& e) {
+        std::cerr << "vit-classify: " << e.what() << "\n";
+        return fatal;
+    }
+    const vit::model& model = run->model;
+    const vit::config& cfg = model.config();
+    const vit::preprocess_config& pre = run->pre;
+    const std::vector<std::string>& files = run->files;
+    try {
+        std::vector<std::string> todo;
+        for (const auto& f : files)
+            if (!parts_out || !parts_out->recorded(f)) todo.push_back(f);
+        const std::size_t already = files.size() - todo.size();
 
         vit::workspace<float> ws(opt.threads);
-        const std::size_t batches = (files.size() + std::size_t(opt.batch) - 1) / std::size_t(opt.batch);
-        progress bar(files.size(), batches > 1 && ::isatty(STDERR_FILENO));
-        bool any_failed = false;
-        for (std::size_t b0 = 0; b0 < files.size(); b0 += std::size_t(opt.batch)) {
-            const std::size_t b1 = std::min(files.size(), b0 + std::size_t(opt.batch));
+        const std::size_t batches = (todo.size() + std::size_t(opt.batch) - 1) / std::size_t(opt.batch);
+        progress bar(todo.size(), batches > 1 && ::isatty(STDERR_FILENO));
+        const auto start = std::chrono::steady_clock::now();
+        bool any_failed = parts_out && parts_out->failed() > 0;
+        for (std::size_t b0 = 0; b0 < todo.size(); b0 += std::size_t(opt.batch)) {
+            const std::size_t b1 = std::min(todo.size(), b0 + std::size_t(opt.batch));
             std::vector<vit::image> images;
-            std::vector<std::size_t> ok;  // indices into files
             std::vector<std::string> errors(b1 - b0);
             for (std::size_t i = b0; i < b1; ++i) {
                 try {
-                    images.push_back(vit::load_image(files[i]));
-                    ok.push_back(i);
+                    images.push_back(vit::load_image(todo[i]));
                 } catch (const vit::error& e) {
                     errors[i - b0] = e.what();
                 }
@@ -320,7 +449,9 @@ int main(int argc, char** argv) {
                 const std::string& err = errors[i - b0];
                 if (!err.empty()) {
                     any_failed = true;
-                    if (opt.json) std::cout << nlohmann::json{{"image", files[i]}, {"error", err}}.dump() << "\n";
+                    const nlohmann::json j{{"image", todo[i]}, {"error", err}};
+                    if (parts_out) parts_out->add(j);
+                    else if (opt.json) std::cout << j.dump() << "\n";
                     else std::cerr << "vit-classify: " << err << "\n";
                     continue;
                 }
@@ -328,22 +459,27 @@ int main(int argc, char** argv) {
                 if (opt.features) {
                     const bool pooled = model.has_pooler();
                     const auto& m = pooled ? out.pooler_output : out.cls_embedding;
-                    std::cout << nlohmann::json{{"image", files[i]},
-                                                {"kind", pooled ? "pooler_output" : "cls_embedding"},
-                                                {"features", to_json_array(m.row(r).data(), m.cols())}}
-                                     .dump()
-                              << "\n";
+                    nlohmann::json j{{"image", todo[i]}, {"kind", pooled ? "pooler_output" : "cls_embedding"}};
+                    if (parts_out) {
+                        if (std::size_t(m.cols()) != std::size_t(cfg.hidden_size))
+                            throw vit::error("the embedding is " + std::to_string(m.cols()) + " wide, not hidden_size");
+                        parts_out->add(j, m.row(r).data());
+                    } else {
+                        j["features"] = to_json_array(m.row(r).data(), m.cols());
+                        std::cout << j.dump() << "\n";
+                    }
                     continue;
                 }
                 const auto preds = vit::top_k(out.logits.row(r).data(), cfg.num_labels(), opt.top_k, cfg.labels);
-                if (opt.json) {
-                    nlohmann::json j = {{"image", files[i]}, {"predictions", nlohmann::json::array()}};
+                if (opt.json || parts_out) {
+                    nlohmann::json j = {{"image", todo[i]}, {"predictions", nlohmann::json::array()}};
                     for (const auto& p : preds)
                         j["predictions"].push_back({{"label", p.label}, {"index", p.index}, {"score", p.score}});
                     if (opt.logits) j["logits"] = to_json_array(out.logits.row(r).data(), out.logits.cols());
-                    std::cout << j.dump() << "\n";
+                    if (parts_out) parts_out->add(j);
+                    else std::cout << j.dump() << "\n";
                 } else {
-                    std::cout << files[i] << "\n";
+                    std::cout << todo[i] << "\n";
                     for (const auto& p : preds) {
                         char score[32];
                         std::snprintf(score, sizeof score, "%7.4f", p.score);
@@ -352,14 +488,14 @@ int main(int argc, char** argv) {
                 }
             }
             std::cout.flush();
+            if (parts_out)
+                parts_out->maybe_commit(b1 == todo.size(), already + b1, files.size(), b1,
+                                        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
             bar.update(b1);
         }
-        return any_failed ? 1 : 0;
-    } catch (const vit::error& e) {
-        std::cerr << "vit-classify: " << e.what() << "\n";
-        return 1;
+        return any_failed ? some_failed : all_labelled;
     } catch (const std::exception& e) {
         std::cerr << "vit-classify: " << e.what() << "\n";
-        return 1;
+        return fatal;
     }
 }
