@@ -8,44 +8,14 @@
 
 #include <sys/wait.h>
 
+#include "cli.hpp"
 #include "helpers.hpp"
 
 namespace {
 
-struct run_result {
-    int status = -1;
-    std::string out;  // stdout
-};
-
-// Runs `args` after the classifier's path with a shell; stderr goes to `err_file` when given.
-run_result run(const std::string& args, const std::string& env = "") {
-    const std::string cmd = env + " '" + std::string(VIT_CLASSIFY) + "' " + args;
-    run_result r;
-    FILE* p = ::popen(cmd.c_str(), "r");
-    REQUIRE(p != nullptr);
-    std::array<char, 4096> buf{};
-    std::size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-    const int st = ::pclose(p);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
-}
-
-std::vector<nlohmann::json> json_lines(const std::string& s) {
-    std::vector<nlohmann::json> out;
-    std::istringstream in(s);
-    std::string line;
-    while (std::getline(in, line))
-        if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-    return out;
-}
-
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+using test::json_lines;
+using test::run;
+using test::slurp;
 
 const std::string tiny = test::data("vit-tiny-random/model");
 
@@ -108,7 +78,7 @@ TEST_CASE("vit-classify: hub ids resolve through the Hugging Face cache") {
     CHECK(r.out.find("great white shark") != std::string::npos);
 
     const auto missing = run("--model acme/other '" + test::data("images/chelsea.png") + "' 2>&1", env);
-    CHECK(missing.status == 1);
+    CHECK(missing.status == 3);
     CHECK(missing.out.find("huggingface-cli download acme/other") != std::string::npos);
     CHECK(missing.out.find("/acme/other/resolve/main/config.json") != std::string::npos);
 
