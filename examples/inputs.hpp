@@ -126,8 +126,7 @@ inline std::optional<std::uint64_t> parse_count(const std::string& v, std::uint6
 }
 
 // The shard: --shard I/N when given; else a Slurm array task
-// (SLURM_ARRAY_TASK_ID, _MIN, _STEP, _COUNT; --shard-count overrides the
-// count); else a Kubernetes Indexed Job's JOB_COMPLETION_INDEX with
+// (SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT, or of --shard-count); else a Kubernetes Indexed Job's JOB_COMPLETION_INDEX with
 // --shard-count N; else the whole list. Throws std::invalid_argument with the
 // usage error's text.
 inline shard choose_shard(const std::string& flag, const std::string& shard_count,
@@ -157,21 +156,24 @@ inline shard choose_shard(const std::string& flag, const std::string& shard_coun
         return check(*i, *n, "--shard " + flag);
     }
     if (const auto id = env("SLURM_ARRAY_TASK_ID")) {
-        auto number = [&](const char* name, std::uint64_t lo) -> std::uint64_t {
-            const auto v = env(name);
-            const auto x = v ? parse_count(*v, lo, 1u << 30) : std::nullopt;
-            if (!x) throw bad(std::string(name) + "='" + (v ? *v : "") + "' is not a valid array value");
-            return *x;
-        };
-        const std::uint64_t task = number("SLURM_ARRAY_TASK_ID", 0);
-        const std::uint64_t min = env("SLURM_ARRAY_TASK_MIN") ? number("SLURM_ARRAY_TASK_MIN", 0) : 0;
-        const std::uint64_t step = env("SLURM_ARRAY_TASK_STEP") ? number("SLURM_ARRAY_TASK_STEP", 1) : 1;
-        if (task < min || (task - min) % step != 0)
-            throw bad("SLURM_ARRAY_TASK_ID=" + std::to_string(task) + " is not on the array's range from " +
-                      std::to_string(min) + " by " + std::to_string(step) + "; use --shard I/N");
-        const std::uint64_t n = count ? *count : number("SLURM_ARRAY_TASK_COUNT", 1);
-        if (n > max_shards) throw bad("SLURM_ARRAY_TASK_COUNT is over 99999");
-        return check((task - min) / step, n, "SLURM_ARRAY_TASK_ID");
+        // The task id as is, not less SLURM_ARRAY_TASK_MIN: a rerun of one
+        // task (--array=7) must keep its shard, and its COUNT is then 1.
+        const auto task = parse_count(*id, 0, max_shards);
+        if (!task) throw bad("SLURM_ARRAY_TASK_ID='" + *id + "' is not a valid array index");
+        std::uint64_t n = 0;
+        if (count) {
+            n = *count;
+        } else {
+            const auto v = env("SLURM_ARRAY_TASK_COUNT");
+            const auto c = v ? parse_count(*v, 1, max_shards) : std::nullopt;
+            if (!c) throw bad("SLURM_ARRAY_TASK_COUNT='" + (v ? *v : "") + "' is not a valid count; give --shard-count N");
+            n = *c;
+        }
+        if (*task >= n)
+            throw bad("SLURM_ARRAY_TASK_ID=" + *id + " is not below the shard count " + std::to_string(n) +
+                      ": number the array from 0 (--array=0-" + std::to_string(n - 1) +
+                      "), and when rerunning some of its tasks give --shard-count N, the whole array's size");
+        return check(*task, n, "SLURM_ARRAY_TASK_ID");
     }
     if (const auto v = env("JOB_COMPLETION_INDEX")) {
         const auto index = parse_count(*v, 0, max_shards);

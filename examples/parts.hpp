@@ -34,6 +34,21 @@ inline std::string part_name(std::uint64_t index, std::uint64_t count, const cha
     return buf;
 }
 
+// Parts of another shard count in DIR mean a task chose its shard wrongly
+// (a rerun of one Slurm array task without --shard-count, say): its share
+// would overlap theirs.
+inline void check_shard_count(const std::string& dir, std::uint64_t count) {
+    const std::string mine = "-of-" + part_name(0, count, "").substr(14);
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+        const std::string n = e.path().filename().string();
+        if (n.size() > 20 && n.compare(0, 5, "part-") == 0 && n.compare(10, 4, "-of-") == 0 && n.compare(10, mine.size(), mine) != 0)
+            throw vit::error(dir + ": holds " + n + ", the part of a run with another shard count than " + std::to_string(count) +
+                             "; give --shard-count N with the count of that run, or another --output folder");
+    }
+    if (ec) throw vit::error(dir + ": cannot list the output folder: " + ec.message());
+}
+
 inline vit::error sys_error(const std::string& path, const std::string& what) {
     return vit::error(path + ": " + what + ": " + std::strerror(errno));
 }

@@ -55,6 +55,8 @@ options:
                      position embeddings interpolated as transformers does
   --batch N          images per forward pass (default 8)
   --threads N        threads (default: all cores)
+  --dtype D          how the encoder computes: f32 (default), bf16 or int8
+                     (int8 quantizes a float checkpoint at load; see README)
 
 inputs and outputs for large runs (see docs/scale.md):
   --files-from F     read image paths from F, one a line (- for standard input)
@@ -63,11 +65,13 @@ inputs and outputs for large runs (see docs/scale.md):
   --recursive        folders: their subfolders' images too
   --shard I/N        take only the inputs whose path (as given) hashes to I
                      modulo N (FNV-1a 64, then fmix64), so the split does not
-                     depend on the order of the list. Without it, a Slurm array task
-                     (SLURM_ARRAY_TASK_ID, _MIN, _STEP, _COUNT) or a Kubernetes
-                     Indexed Job (JOB_COMPLETION_INDEX, with --shard-count) chooses
-  --shard-count N    the number of shards, for JOB_COMPLETION_INDEX (and over
-                     SLURM_ARRAY_TASK_COUNT)
+                     depend on the order of the list. Without it, a Slurm
+                     array task (SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT)
+                     or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with
+                     --shard-count) chooses
+  --shard-count N    the number of shards, for JOB_COMPLETION_INDEX, and over
+                     SLURM_ARRAY_TASK_COUNT (give it when rerunning single
+                     array tasks)
   --output DIR       write DIR/part-IIIII-of-NNNNN.jsonl: the --json objects, one
                      per input, failures as {"image", "error"}; committed every
                      --chunk images, atomically, so a killed task leaves whole
@@ -101,6 +105,7 @@ struct options {
     int width = 0, height = 0;
     int batch = 8;
     int threads = 0;
+    vit::precision dtype = vit::precision::f32;
     inputs::sources inputs;
     inputs::shard shard;
     std::string output;
@@ -168,6 +173,12 @@ options parse_args(int argc, char** argv) {
             o.batch = parse_int(a, value(i), 1, 4096);
         } else if (a == "--threads") {
             o.threads = parse_int(a, value(i), 1, 1024);
+        } else if (a == "--dtype") {
+            const std::string v = value(i);
+            if (v == "f32") o.dtype = vit::precision::f32;
+            else if (v == "bf16") o.dtype = vit::precision::bf16;
+            else if (v == "int8") o.dtype = vit::precision::int8;
+            else usage_error("--dtype takes f32, bf16 or int8, got '" + v + "'");
         } else if (a == "--files-from") {
             o.inputs.files_from.push_back(value(i));
         } else if (a == "-0") {
@@ -304,7 +315,10 @@ struct run_setup {
 
 run_setup setup(const options& opt) {
     const std::string dir = hub::resolve_model(opt.model);
-    run_setup r{dir, vit::load_model(dir), {}, {}};
+    vit::load_options lo;
+    lo.compute = opt.dtype;
+    lo.threads = opt.threads;
+    run_setup r{dir, vit::load_model(dir, lo), {}, {}};
     r.pre = r.model.preprocessing();
     if (opt.width) {
         r.pre.width = opt.width;
@@ -332,6 +346,7 @@ public:
         std::filesystem::create_directories(opt.output, ec);
         if (ec) throw vit::error(opt.output + ": cannot create the output folder: " + ec.message());
         const std::string name = parts::part_name(opt.shard.index, opt.shard.count, "jsonl");
+        parts::check_shard_count(opt.output, opt.shard.count);
         json_.emplace(opt.output, name, opt.resume);
         std::istringstream in(json_->committed());
         std::string line;

@@ -114,10 +114,11 @@ TEST_CASE("vit-classify shards: by flag, Slurm and Kubernetes the same partition
          [](int) { return std::string(); }},
         {"slurm", "list.txt", [](int) { return std::string(); },
          [](int i) { return "SLURM_ARRAY_TASK_ID=" + std::to_string(i) + " SLURM_ARRAY_TASK_COUNT=4"; }},
-        {"slurm-range", "list.txt", [](int) { return std::string(); },
+        // Each task rerun alone (sbatch --array=I): the count from --shard-count.
+        {"slurm-rerun", "list.txt", [](int) { return std::string("--shard-count 4"); },
          [](int i) {
-             return "SLURM_ARRAY_TASK_ID=" + std::to_string(10 + 2 * i) +
-                    " SLURM_ARRAY_TASK_MIN=10 SLURM_ARRAY_TASK_STEP=2 SLURM_ARRAY_TASK_COUNT=4";
+             return "SLURM_ARRAY_TASK_ID=" + std::to_string(i) + " SLURM_ARRAY_TASK_MIN=" + std::to_string(i) +
+                    " SLURM_ARRAY_TASK_COUNT=1";
          }},
         {"kubernetes", "list.txt", [](int) { return std::string("--shard-count 4"); },
          [](int i) { return "JOB_COMPLETION_INDEX=" + std::to_string(i); }},
@@ -148,6 +149,11 @@ TEST_CASE("vit-classify shards: by flag, Slurm and Kubernetes the same partition
         if (first.empty()) first = shards;
         else CHECK(shards == first);
     }
+    // A task that chose another shard count must not add to these parts.
+    const auto mixed = run(common + q(dir + "/list.txt") + " --output " + q(dir + "/flag") + " --shard 0/1 --resume 2>&1");
+    CHECK(mixed.status == 3);
+    CHECK(mixed.out.find("another shard count") != std::string::npos);
+    CHECK(!fs::exists(dir + "/flag/part-00000-of-00001.jsonl"));
 }
 
 TEST_CASE("vit-classify --resume after SIGKILL: every input once, earlier records untouched", "[scale]") {
@@ -305,7 +311,7 @@ TEST_CASE("vit-classify: -0, --recursive and sharding usage errors", "[scale]") 
              {"--shard-count 2", "JOB_COMPLETION_INDEX=2"},
              {"", "SLURM_ARRAY_TASK_ID=x SLURM_ARRAY_TASK_COUNT=2"},
              {"", "SLURM_ARRAY_TASK_ID=3 SLURM_ARRAY_TASK_COUNT=2"},
-             {"", "SLURM_ARRAY_TASK_ID=3 SLURM_ARRAY_TASK_MIN=0 SLURM_ARRAY_TASK_STEP=2 SLURM_ARRAY_TASK_COUNT=2"},
+             {"", "SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_COUNT=1"},  // a rerun needs --shard-count
              {"--shard 0/2 --shard-count 2", ""},
              {"--resume", ""},
              {"--chunk 0 --output " + q(dir + "/o"), ""},
@@ -319,4 +325,39 @@ TEST_CASE("vit-classify: -0, --recursive and sharding usage errors", "[scale]") 
     const auto flag_wins = run("--model " + q(tiny) + " --json --shard 0/1 " + img, "JOB_COMPLETION_INDEX=1");
     CHECK(flag_wins.status == 0);
     CHECK(json_lines(flag_wins.out).size() == 1);
+}
+
+TEST_CASE("docs/scale.md: the Kubernetes Indexed Job's command line works as written", "[scale]") {
+    const std::string doc = slurp(std::string(VIT_TEST_DATA) + "/../../docs/scale.md");
+    const auto marker = doc.find("<!-- kubernetes-indexed-job -->");
+    REQUIRE(marker != std::string::npos);
+    const auto line_at = doc.find("- exec vit-classify ", marker);
+    REQUIRE(line_at != std::string::npos);
+    const std::string command = doc.substr(line_at + 2, doc.find('\n', line_at) - line_at - 2);
+    const auto count_at = command.find("--shard-count ");
+    REQUIRE(count_at != std::string::npos);
+    const int count = std::stoi(command.substr(count_at + 14));
+    REQUIRE(doc.find("completions: " + std::to_string(count) + "\n", marker) != std::string::npos);
+
+    const std::string dir = test::tmp_dir() + "/kubernetes";
+    const auto names = image_copies(dir, 8);
+    std::ofstream(dir + "/command.sh") << command << "\n";
+    const std::string bin = fs::path(VIT_CLASSIFY).parent_path().string();
+    for (int i = 0; i < count; ++i) {
+        INFO("JOB_COMPLETION_INDEX=" << i << " sh -c '" << command << "'");
+        const auto r = test::run_shell("PATH=" + q(bin) + ":\"$PATH\" MODEL=" + q(tiny) + " LIST=" + q(dir + "/list.txt") +
+                                       " OUT=" + q(dir + "/out") + " JOB_COMPLETION_INDEX=" + std::to_string(i) + " sh " +
+                                       q(dir + "/command.sh") + " 2>/dev/null");
+        CHECK(r.status == 0);
+    }
+    const auto parts = read_parts(dir + "/out");
+    CHECK(parts.size() == std::size_t(count));
+    std::size_t records = 0;
+    std::set<std::string> seen;
+    for (const auto& [name, recs] : parts) {
+        records += recs.size();
+        for (const auto& r : recs) seen.insert(r.at("image").get<std::string>());
+    }
+    CHECK(records == names.size());
+    CHECK(seen == std::set<std::string>(names.begin(), names.end()));
 }
