@@ -8,12 +8,12 @@
 #
 # Environment: JOBS (build parallelism, default 2), BUILD_DIR (default
 # build-aarch64 in the source tree), TESTS (Catch2 test spec, default
-# '~[large]~[#test_cli]~"threads: one model*"'), TEST_TIMEOUT (seconds for
+# '~[large]~[#test_cli]~[#test_cli_scale]~"threads: one model*"'), TEST_TIMEOUT (seconds for
 # the test run, default 3600).
 #
 # Left out by default, as too slow emulated: [large] (ViT-L/32 from its
 # formula) and the 4-thread forward stress case (over 11 minutes on a loaded
-# 2-core host, unfinished). Also the test_cli.cpp cases, which start
+# 2-core host, unfinished). Also the test_cli*.cpp cases, which start
 # vit-classify through /bin/sh, an exec that needs binfmt_misc for aarch64;
 # the vit-classify step below covers the CLI instead.
 set -eu
@@ -21,7 +21,7 @@ set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$src/build-aarch64}
 jobs=${JOBS:-2}
-tests=${TESTS:-'~[large]~[#test_cli]~"threads: one model*"'}
+tests=${TESTS:-'~[large]~[#test_cli]~[#test_cli_scale]~"threads: one model*"'}
 test_timeout=${TEST_TIMEOUT:-3600}
 sysroot=/usr/aarch64-linux-gnu
 

@@ -303,9 +303,8 @@ nlohmann::json to_json_array(const float* v, Eigen::Index n) {
 // The exit statuses the usage text promises.
 enum exit_status { all_labelled = 0, some_failed = 1, fatal = 3 };
 
-// Everything a run needs before its first image: the model, the inputs of this
-// shard, and the part files. A failure here is fatal and leaves no part file
-// behind unless one was there already.
+// What a run needs before its first image: the model and this shard's inputs.
+// A failure here is fatal, and comes before any part file is created.
 struct run_setup {
     std::string dir;
     vit::model model;
@@ -358,20 +357,21 @@ public:
                 j = nlohmann::json::parse(line);
                 done_.insert(j.at("image").get<std::string>());
                 if (j.contains("error")) ++failed_;
+                else if (j.contains(opt.features ? "kind" : "predictions") == false)
+                    throw vit::error(opt.features ? "it holds labels, and this run asks for --features"
+                                                  : "it holds features, and this run asks for labels");
                 if (j.contains("row") && j.at("row").get<std::size_t>() != rows++)
                     throw vit::error("its rows are not numbered in order");
             } catch (const std::exception& e) {
                 throw vit::error(opt.output + "/" + name + ": line " + std::to_string(n) + " is not a record of vit-classify: " + e.what());
             }
         }
-        recorded_ = n;
         if (opt.features)
             npy_.emplace(opt.output, parts::part_name(opt.shard.index, opt.shard.count, "npy"), feature_width, rows, opt.resume);
         name_ = name;
     }
 
     bool recorded(const std::string& image) const { return done_.count(image) != 0; }
-    std::size_t recorded_count() const { return recorded_; }
     std::size_t failed() const { return failed_; }
 
     // A record for the next chunk; with features, its row of embeddings.
@@ -386,8 +386,8 @@ public:
     }
 
     // Commits the chunk when it is full (or when `last`), rows first: a record
-    // is visible only once its row is on disk.
-    // `done` of `total` inputs are recorded, `fresh` of them by this run in `secs`.
+    // is visible only once its row is on disk. For the progress line: `done`
+    // of `total` inputs are recorded, `fresh` of them by this run in `secs`.
     void maybe_commit(bool last, std::size_t done, std::size_t total, std::size_t fresh, double secs) {
         if (pending_ == 0 || (!last && pending_ < std::size_t(opt_.chunk))) return;
         if (npy_) npy_->append(rows_.data(), rows_.size() / width_);
@@ -406,7 +406,7 @@ private:
     std::optional<parts::npy_part> npy_;
     std::string name_;
     std::unordered_set<std::string> done_;
-    std::size_t width_, recorded_ = 0, failed_ = 0, pending_ = 0;
+    std::size_t width_, failed_ = 0, pending_ = 0;
     std::string chunk_;
     std::vector<float> rows_;
 };

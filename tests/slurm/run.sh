@@ -165,6 +165,16 @@ whole = {r["image"]: r for r in records(W + "/whole/part-00000-of-00001.jsonl")}
 names = [line.rstrip("\n") for line in open(W + "/list.txt")]
 assert sorted(whole) == sorted(names), "the unsharded run misses inputs"
 parts = sorted(glob.glob(W + "/out/part-*-of-00004.jsonl"))
+def shard_of_path(path, n):
+    # docs/scale.md: FNV-1a 64 of the path as given, finished with fmix64, mod N
+    M = (1 << 64) - 1
+    h = 14695981039346656037
+    for c in path.encode():
+        h = ((h ^ c) * 1099511628211) & M
+    h ^= h >> 33; h = (h * 0xff51afd7ed558ccd) & M
+    h ^= h >> 33; h = (h * 0xc4ceb93e1a85ec53) & M
+    h ^= h >> 33
+    return h % n
 assert len(parts) == 4, parts
 seen, shard_of = set(), {}
 for p in parts:
@@ -173,6 +183,7 @@ for p in parts:
         assert img not in seen, "%s twice (in %s and %s)" % (img, shard_of.get(img), p)
         seen.add(img)
         shard_of[img] = p
+        assert p.endswith("/part-%05d-of-00004.jsonl" % shard_of_path(img, 4)), (img, p)
         w = whole[img]
         assert [(x["index"], x["label"]) for x in r["predictions"]] == [(x["index"], x["label"]) for x in w["predictions"]], img
         worst = max(abs(a - b) for a, b in zip(r["logits"], w["logits"]))
