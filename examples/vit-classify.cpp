@@ -43,7 +43,7 @@ options:
   --top-k K          how many labels per image (default 5)
   --json             one JSON object per line per image:
                      {"image": ..., "predictions": [{"label", "index", "score"}, ...]}
-  --logits           with --json: add "logits", every raw logit
+  --logits           with --json or --output: add "logits", every raw logit
   --features         print the image embedding as JSON instead of labels: the
                      pooler output of a ViTModel checkpoint that has one, else the
                      CLS token after the final LayerNorm; works without a classifier
@@ -79,7 +79,8 @@ inputs and outputs for large runs (see docs/scale.md):
                      part-IIIII-of-NNNNN.npy (float32 [n, hidden]) and each JSON
                      object says its "row"
   --resume           continue a part file: skip the inputs already recorded
-  --chunk N          images per committed chunk with --output (default 64)
+  --chunk N          images per committed chunk with --output (default 64),
+                     rounded up to whole batches
   --version          print the version and build features
   --help             this text
 
