@@ -107,7 +107,6 @@ inline std::uint64_t path_hash(const std::string& s) {
 
 struct shard {
     std::uint64_t index = 0, count = 1;
-    std::string source = "none";  // where it came from, for messages
     bool takes(const std::string& path) const { return path_hash(path) % count == index; }
 };
 
@@ -126,8 +125,9 @@ inline std::optional<std::uint64_t> parse_count(const std::string& v, std::uint6
 }
 
 // The shard: --shard I/N when given; else a Slurm array task
-// (SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT, or of --shard-count); else a Kubernetes Indexed Job's JOB_COMPLETION_INDEX with
-// --shard-count N; else the whole list. Throws std::invalid_argument with the
+// (SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT, or of --shard-count); else
+// a Kubernetes Indexed Job's JOB_COMPLETION_INDEX with --shard-count N; else
+// the whole list. Throws std::invalid_argument with the
 // usage error's text.
 inline shard choose_shard(const std::string& flag, const std::string& shard_count,
                           const std::function<std::optional<std::string>(const char*)>& env) {
@@ -137,15 +137,11 @@ inline shard choose_shard(const std::string& flag, const std::string& shard_coun
         count = parse_count(shard_count, 1, max_shards);
         if (!count) throw bad("--shard-count takes a number from 1 to 99999, got '" + shard_count + "'");
     }
-    shard s;
     auto check = [&](std::uint64_t index, std::uint64_t n, const std::string& what) {
         if (index >= n)
             throw bad(what + " gives shard " + std::to_string(index) + " of " + std::to_string(n) +
                       ": the index must be below the count");
-        s.index = index;
-        s.count = n;
-        s.source = what;
-        return s;
+        return shard{index, n};
     };
     if (!flag.empty()) {
         const auto slash = flag.find('/');
@@ -182,7 +178,7 @@ inline shard choose_shard(const std::string& flag, const std::string& shard_coun
         return check(*index, *count, "JOB_COMPLETION_INDEX");
     }
     if (count) throw bad("--shard-count needs SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX in the environment");
-    return s;
+    return shard{};
 }
 
 inline std::optional<std::string> getenv_string(const char* name) {

@@ -38,11 +38,11 @@ inline std::string part_name(std::uint64_t index, std::uint64_t count, const cha
 // (a rerun of one Slurm array task without --shard-count, say): its share
 // would overlap theirs.
 inline void check_shard_count(const std::string& dir, std::uint64_t count) {
-    const std::string mine = "-of-" + part_name(0, count, "").substr(14);
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
         const std::string n = e.path().filename().string();
-        if (n.size() > 20 && n.compare(0, 5, "part-") == 0 && n.compare(10, 4, "-of-") == 0 && n.compare(10, mine.size(), mine) != 0)
+        unsigned long long index = 0, theirs = 0;
+        if (std::sscanf(n.c_str(), "part-%5llu-of-%5llu.", &index, &theirs) == 2 && theirs != count)
             throw vit::error(dir + ": holds " + n + ", the part of a run with another shard count than " + std::to_string(count) +
                              "; give --shard-count N with the count of that run, or another --output folder");
     }
@@ -80,24 +80,15 @@ inline fd open_file(const std::string& path, int flags) {
     return fd(f);
 }
 
-inline void write_all(int f, const char* p, std::size_t n, const std::string& path) {
+// Writes all n bytes: at offset `at`, or at the end (O_APPEND) when at < 0.
+inline void write_all(int f, const char* p, std::size_t n, const std::string& path, off_t at = -1) {
     while (n > 0) {
-        const ssize_t w = ::write(f, p, n);
+        const ssize_t w = at < 0 ? ::write(f, p, n) : ::pwrite(f, p, n, at);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) throw sys_error(path, "write failed");
         p += w;
         n -= std::size_t(w);
-    }
-}
-
-inline void pwrite_all(int f, const char* p, std::size_t n, off_t at, const std::string& path) {
-    while (n > 0) {
-        const ssize_t w = ::pwrite(f, p, n, at);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) throw sys_error(path, "write failed");
-        p += w;
-        n -= std::size_t(w);
-        at += w;
+        if (at >= 0) at += w;
     }
 }
 
@@ -144,10 +135,7 @@ public:
             if (!committed_.empty() && committed_.back() != '\n')
                 throw vit::error(visible_ + ": does not end in a whole record; it was not written by vit-classify");
         } else {
-            const std::string tmp = visible_ + ".new";
-            { fd f = open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC); sync(f.get(), tmp); }
-            if (::rename(tmp.c_str(), visible_.c_str()) != 0) throw sys_error(visible_, "cannot create");
-            visible_fd_ = open_file(visible_, O_RDWR | O_APPEND);
+            visible_fd_ = open_file(visible_, O_RDWR | O_APPEND | O_CREAT | O_EXCL);  // empty: zero records, whole
         }
         spare_fd_ = open_file(spare_, O_RDWR | O_APPEND | O_CREAT | O_TRUNC);
         write_all(spare_fd_.get(), committed_.data(), committed_.size(), spare_);
@@ -223,7 +211,7 @@ public:
     // Appends n rows, syncs them, then counts them in the header.
     void append(const float* data, std::size_t n) {
         if (n == 0) return;
-        pwrite_all(f_.get(), reinterpret_cast<const char*>(data), n * width_ * 4, off_t(header_size + rows_ * width_ * 4), path_);
+        write_all(f_.get(), reinterpret_cast<const char*>(data), n * width_ * 4, path_, off_t(header_size + rows_ * width_ * 4));
         sync(f_.get(), path_);
         rows_ += n;
         write_header();
@@ -243,7 +231,7 @@ private:
     }
     void write_header() {
         const std::string h = header(rows_);
-        pwrite_all(f_.get(), h.data(), h.size(), 0, path_);
+        write_all(f_.get(), h.data(), h.size(), path_, 0);
     }
 
     std::string path_;

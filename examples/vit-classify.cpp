@@ -23,8 +23,6 @@
 #include "inputs.hpp"
 #include "parts.hpp"
 
-namespace fs = std::filesystem;
-
 namespace {
 
 const char* usage = R"(usage: vit-classify [options] IMAGE...

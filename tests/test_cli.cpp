@@ -1,12 +1,7 @@
 // vit-classify as a user runs it: a real process, its output and exit status.
 #include <catch2/catch.hpp>
 
-#include <array>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
-
-#include <sys/wait.h>
 
 #include "cli.hpp"
 #include "helpers.hpp"
