@@ -31,12 +31,26 @@ inline const char* resample_name(resample r) {
     return "?";
 }
 
+// How `size` sets the resized image's size.
+enum class size_rule {
+    exact,          // width x height
+    shortest_edge,  // the short side becomes `shortest_edge`, the long one int(s * long / short)
+};
+
 // The preprocessing settings of a checkpoint (preprocessor_config.json).
 // Defaults are google/vit-large-patch32-384's.
 struct preprocess_config {
     bool do_resize = true;
-    int width = 384, height = 384;
+    int width = 384, height = 384;  // size_rule::exact (for shortest_edge, both hold the edge)
+    size_rule size_mode = size_rule::exact;
+    int shortest_edge = 0;  // size_rule::shortest_edge
     resample filter = resample::bilinear;
+    bool do_center_crop = false;
+    int crop_width = 0, crop_height = 0;
+    // The DINOv2 / CLIP / SigLIP / DeiT processors rescale in double, round to
+    // float32, then normalise in float32 with float32 mean and std; the ViT
+    // path (false) rounds once from double, as the ViT references do.
+    bool float32_normalize = false;
     bool do_rescale = true;
     double rescale_factor = 1.0 / 255;
     bool do_normalize = true;
@@ -82,9 +96,21 @@ inline std::array<double, 3> json_triple(const nlohmann::json& j, const std::str
 
 }  // namespace detail
 
+// The processor classes whose rules differ from ViTImageProcessor's: an
+// integer `size` is a shortest edge (CLIP: default_to_square false) or a
+// square (the others); pixel values are normalised in float32.
+inline bool family_processor(const std::string& type) {
+    for (const char* t : {"BitImageProcessor", "CLIPImageProcessor", "CLIPFeatureExtractor", "SiglipImageProcessor",
+                          "DeiTImageProcessor", "DeiTFeatureExtractor"})
+        if (type == t || type == std::string(t) + "Fast") return true;
+    return false;
+}
+inline bool clip_processor(const std::string& type) { return type.rfind("CLIP", 0) == 0; }
+
 // Reads DIR/preprocessor_config.json; an absent file gives the defaults.
-// `size` may be an int (square), {"height", "width"}, {"shortest_edge"}
-// (square) or [height, width].
+// `size` may be an int (a square, or for CLIP a shortest edge),
+// {"height", "width"}, {"shortest_edge"} or [height, width]; `crop_size` an
+// int (square) or {"height", "width"}.
 inline preprocess_config load_preprocess_config(const std::string& model_dir) {
     preprocess_config cfg;
     const std::filesystem::path path = std::filesystem::path(model_dir) / "preprocessor_config.json";
@@ -99,21 +125,44 @@ inline preprocess_config load_preprocess_config(const std::string& model_dir) {
     if (!j.is_object()) throw error(file + ": expected a JSON object, got " + j.type_name());
 
     using namespace detail;
+    std::string type;
+    for (const char* key : {"image_processor_type", "feature_extractor_type"})
+        if (type.empty() && j.contains(key) && j.at(key).is_string()) type = j.at(key).get<std::string>();
+    cfg.float32_normalize = family_processor(type);
     if (j.contains("do_resize")) cfg.do_resize = json_bool(j.at("do_resize"), file, "do_resize");
     if (j.contains("size")) {
         const nlohmann::json& s = j.at("size");
-        if (s.is_number_integer()) {
+        if (s.is_number_integer() && clip_processor(type)) {
+            cfg.shortest_edge = cfg.width = cfg.height = json_positive_int(s, file, "size");
+            cfg.size_mode = size_rule::shortest_edge;
+        } else if (s.is_number_integer()) {
             cfg.width = cfg.height = json_positive_int(s, file, "size");
         } else if (s.is_object() && s.contains("height") && s.contains("width")) {
             cfg.height = json_positive_int(s.at("height"), file, "size.height");
             cfg.width = json_positive_int(s.at("width"), file, "size.width");
         } else if (s.is_object() && s.contains("shortest_edge")) {
-            cfg.width = cfg.height = json_positive_int(s.at("shortest_edge"), file, "size.shortest_edge");
+            cfg.shortest_edge = cfg.width = cfg.height =
+                json_positive_int(s.at("shortest_edge"), file, "size.shortest_edge");
+            cfg.size_mode = size_rule::shortest_edge;
         } else if (s.is_array() && s.size() == 2) {
             cfg.height = json_positive_int(s.at(0), file, "size[0]");
             cfg.width = json_positive_int(s.at(1), file, "size[1]");
         } else {
             throw error(file + ": key 'size': expected an integer, {\"height\", \"width\"} or {\"shortest_edge\"}, got " +
+                        (s.is_object() ? escape_for_message(s.dump()) : json_type(s)));
+        }
+    }
+    if (j.contains("do_center_crop")) cfg.do_center_crop = json_bool(j.at("do_center_crop"), file, "do_center_crop");
+    if (cfg.do_center_crop) {
+        if (!j.contains("crop_size")) throw error(file + ": 'do_center_crop' is true but there is no 'crop_size'");
+        const nlohmann::json& s = j.at("crop_size");
+        if (s.is_number_integer()) {
+            cfg.crop_width = cfg.crop_height = json_positive_int(s, file, "crop_size");
+        } else if (s.is_object() && s.contains("height") && s.contains("width")) {
+            cfg.crop_height = json_positive_int(s.at("height"), file, "crop_size.height");
+            cfg.crop_width = json_positive_int(s.at("width"), file, "crop_size.width");
+        } else {
+            throw error(file + ": key 'crop_size': expected an integer or {\"height\", \"width\"}, got " +
                         (s.is_object() ? escape_for_message(s.dump()) : json_type(s)));
         }
     }
