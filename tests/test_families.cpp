@@ -97,3 +97,118 @@ TEST_CASE("family image processors: size and crop rules", "[family][preprocess]"
     // The ViT processor keeps its double-precision normalisation.
     CHECK_FALSE(vit::load_preprocess_config(test::data("vit-tiny-random/model")).float32_normalize);
 }
+
+namespace {
+
+// The fixture image `stem` as the model saw it: resized_u8 through normalize_lut.
+template <class T>
+void fill_from_lut(const test::reference& ref, const std::string& key, T* chw) {
+    const test::ref_tensor u8 = ref.get(key), lut = ref.get("normalize_lut");
+    const std::size_t plane = std::size_t(u8.shape.at(0) * u8.shape.at(1));
+    for (std::size_t c = 0; c < 3; ++c)
+        for (std::size_t i = 0; i < plane; ++i) chw[c * plane + i] = T(lut.values[c * 256 + u8.bytes[i * 3 + c]]);
+}
+
+template <class T>
+vit::pixel_values<T> fixture_pixels(const test::reference& ref, const std::vector<std::string>& keys) {
+    const test::ref_tensor first = ref.get(keys.at(0));
+    vit::pixel_values<T> px(int(keys.size()), 3, int(first.shape.at(0)), int(first.shape.at(1)));
+    for (std::size_t i = 0; i < keys.size(); ++i) fill_from_lut(ref, keys[i], px.image(int(i)));
+    return px;
+}
+
+// The output a reference key names.
+template <class T>
+const vit::matrix<T>* output_named(const vit::output<T>& out, const std::string& name) {
+    if (name == "last_hidden_state") return &out.last_hidden_state;
+    if (name == "pooler_output") return &out.pooler_output;
+    if (name == "image_embeds") return &out.image_embeds;
+    if (name == "logits") return &out.logits;
+    if (name == "cls_logits") return &out.cls_logits;
+    if (name == "distillation_logits") return &out.distillation_logits;
+    return nullptr;
+}
+
+const std::vector<std::string> output_names = {"last_hidden_state", "pooler_output", "image_embeds",
+                                               "logits",            "cls_logits",    "distillation_logits"};
+
+// Every stored output of every image within tol of the float64 truth; the
+// largest difference.
+template <class T>
+double check_fixture(const std::string& name, double tol) {
+    const vit::basic_model<T> m = vit::basic_model<T>::load(fixture(name, "model"));
+    const test::reference ref(fixture(name, "reference.safetensors"));
+    double worst = 0;
+    vit::forward_options opt;
+    for (const auto& img : family_images) {
+        const std::string& stem = img.first;
+        INFO(name << " " << stem);
+        const vit::output<T> out = m.forward(fixture_pixels<T>(ref, {stem + ".resized_u8"}), opt);
+        int checked = 0;
+        for (const std::string& o : output_names) {
+            if (!ref.has(stem + "." + o)) continue;
+            INFO(o);
+            const test::ref_tensor want = ref.get(stem + "." + o);
+            const vit::matrix<T>* got = output_named(out, o);
+            REQUIRE(std::size_t(got->size()) == want.values.size());
+            const double d = test::max_abs_diff(*got, want.values);
+            CHECK(d <= tol);
+            worst = std::max(worst, d);
+            ++checked;
+        }
+        CHECK(checked >= 1);
+    }
+    return worst;
+}
+
+// The float32 batch of all images against batch.<output>_fp32, and each row
+// equal to the image run alone.
+void check_batch(const std::string& name) {
+    const vit::model m = vit::load_model(fixture(name, "model"));
+    const test::reference ref(fixture(name, "reference.safetensors"));
+    std::vector<std::string> keys;
+    for (const auto& img : family_images) keys.push_back(img.first + ".resized_u8");
+    const vit::pixel_values<float> px = fixture_pixels<float>(ref, keys);
+    const vit::output<float> batch = m.forward(px);
+    int checked = 0;
+    for (const std::string& o : output_names) {
+        if (!ref.has("batch." + o + "_fp32")) continue;
+        INFO(name << " batch." << o);
+        const test::ref_tensor want = ref.get("batch." + o + "_fp32");
+        const vit::matrix<float>& got = *output_named(batch, o);
+        REQUIRE(std::size_t(got.size()) == want.values.size());
+        CHECK(test::max_abs_diff(got, want.values) <= 1e-5);
+        for (std::size_t i = 0; i < keys.size(); ++i) {
+            const vit::output<float> one = m.forward(fixture_pixels<float>(ref, {keys[i]}));
+            CHECK(output_named(one, o)->row(0) == got.row(Eigen::Index(i)));
+        }
+        ++checked;
+    }
+    CHECK(checked == 1);
+}
+
+}  // namespace
+
+TEST_CASE("DINOv2: every stored output within 1e-5, float32 and double", "[family][dinov2]") {
+    for (const std::string name : {"dinov2-tiny", "dinov2-tiny-swiglu", "dinov2-tiny-cls", "dinov2-registers-tiny"}) {
+        const double f = check_fixture<float>(name, 1e-5), d = check_fixture<double>(name, 1e-5);
+        WARN(name << ": max |diff| float32 " << f << ", double " << d);
+        check_batch(name);
+    }
+}
+
+TEST_CASE("DINOv2: 280x196 input interpolates the 37x37 positions to 14x20", "[family][dinov2]") {
+    const test::reference ref(fixture("dinov2-tiny", "reference.safetensors"));
+    const vit::model m = vit::load_model(fixture("dinov2-tiny", "model"));
+    const vit::basic_model<double> md = vit::basic_model<double>::load(fixture("dinov2-tiny", "model"));
+    const vit::output<float> out = m.forward(fixture_pixels<float>(ref, {"coco_cats.resized_u8_280x196"}));
+    const vit::output<double> outd = md.forward(fixture_pixels<double>(ref, {"coco_cats.resized_u8_280x196"}));
+    REQUIRE(out.tokens == 1 + 14 * 20);
+    const double a = test::max_abs_diff(out.last_hidden_state, ref.get("coco_cats.last_hidden_state_280x196").values);
+    const double b = test::max_abs_diff(out.pooler_output, ref.get("coco_cats.pooler_output_280x196").values);
+    const double c = test::max_abs_diff(outd.last_hidden_state, ref.get("coco_cats.last_hidden_state_280x196").values);
+    WARN("280x196: max |diff| float32 " << std::max(a, b) << ", double " << c);
+    CHECK(a <= 1e-5);
+    CHECK(b <= 1e-5);
+    CHECK(c <= 1e-5);
+}

@@ -11,14 +11,22 @@
 namespace vit {
 
 // What one forward call returns. Rows of the per-token matrices are image-major:
-// row b * tokens + t is token t (0 = CLS) of image b.
+// row b * tokens + t is token t of image b (0 = CLS, but for SigLIP; then
+// DeiT's distillation token or DINOv2's registers; then the patches).
 template <class T>
 struct output {
     int batch = 0, tokens = 0;
-    matrix<T> logits;             // [batch, num_labels]; ViTForImageClassification only
-    matrix<T> cls_embedding;      // [batch, hidden]: CLS after the final LayerNorm
-    matrix<T> pooler_output;      // [batch, hidden]: tanh(dense(CLS)); ViTModel with a pooler only
-    matrix<T> last_hidden_state;  // [batch * tokens, hidden], after the final LayerNorm (if asked for)
+    matrix<T> logits;  // [batch, num_labels]: the classifiers (DeiT distilled: the two heads' mean)
+    matrix<T> cls_logits, distillation_logits;  // [batch, num_labels]: DeiT distilled's two heads
+    // [batch, hidden]: CLS after the final LayerNorm (CLIP: post_layernorm); not SigLIP (no CLS)
+    matrix<T> cls_embedding;
+    // [batch, hidden]: ViTModel's tanh(dense(CLS)) (with a pooler); DINOv2's CLS after
+    // the LayerNorm; CLIP's post_layernorm(CLS); SigLIP's attention-pooling head
+    matrix<T> pooler_output;
+    matrix<T> image_embeds;  // [batch, projection_dim]: CLIP's visual_projection(pooler_output)
+    // [batch * tokens, hidden] (if asked for): after the final LayerNorm (SigLIP:
+    // post_layernorm; CLIP: the last layer's output, before post_layernorm)
+    matrix<T> last_hidden_state;
     std::vector<matrix<T>> hidden_states;  // on request: embeddings, then each layer's output
     std::vector<matrix<T>> attentions;     // on request, per layer: [batch * heads * tokens, tokens]
 };

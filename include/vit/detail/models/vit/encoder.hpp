@@ -1,9 +1,12 @@
 // The pre-norm Transformer encoder layer of ViT, the block the model
-// families share: x += o_proj(attention(ln_before(x))), x += fc2(act(fc1(ln_after(x)))).
+// families share: x += o_proj(attention(ln_before(x))), x += fc2(act(fc1(ln_after(x)))),
+// with DINOv2's layer scale (x += lambda * branch) and SwiGLU MLP, and CLIP's quick_gelu.
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <string>
+#include <vector>
 
 #include "../../../config.hpp"
 #include "../../../options.hpp"
@@ -37,6 +40,33 @@ struct encoder_shape {
     attention_kernel attention;
 };
 
+// A layer's tensor names (canonical, for the weight_source), and what its
+// family adds to ViT's block.
+struct block_names {
+    std::string ln_before, ln_after, query, key, value, o_proj, fc1, fc2;
+    std::string scale1, scale2;  // layer scale lambda1 [H] of each branch, or empty
+    bool swiglu = false;         // fc1 = weights_in [2I, H]: silu(first half) * second half
+    bool quick_gelu = false;     // x * sigmoid(1.702 x) after fc1 (not fused in the products)
+};
+
+// ViT's names (vit_names), the classic ones.
+inline block_names vit_block(index_t l) {
+    auto name = [l](const char* part) { return vit_names::layer(l, part); };
+    return {name("layernorm_before"),        name("layernorm_after"),        name("attention.attention.query"),
+            name("attention.attention.key"), name("attention.attention.value"), name("attention.output.dense"),
+            name("intermediate.dense"),      name("output.dense"),           "",
+            "",                              false,                          false};
+}
+
+// x[r, j] += scale[j] * y[r, j]: a layer-scaled residual branch.
+template <class T>
+void add_scaled(T* x, const T* y, const std::vector<T>& scale, index_t rows, thread_pool& pool) {
+    const index_t h = index_t(scale.size());
+    pool.parallel_for(rows, [&](index_t r) {
+        for (index_t j = 0; j < h; ++j) x[r * h + j] += y[r * h + j] * scale[std::size_t(j)];
+    });
+}
+
 template <class T>
 struct encoder_layer {
     layer_norm<T> ln_before, ln_after;  // [H]
@@ -44,22 +74,23 @@ struct encoder_layer {
     linear<T> o_proj;                   // attention.output.dense [H, H]
     linear<T> fc1;                      // intermediate.dense [I, H]
     linear<T> fc2;                      // output.dense [H, I]
+    std::vector<T> scale1, scale2;      // layer scale [H], or empty
+    bool swiglu = false, quick_gelu = false;
 
-    void load(const weight_source& w, index_t l, const config& c, precision compute, bool defer) {
+    void load(const weight_source& w, const block_names& n, const config& c, precision compute, bool defer) {
         using spec = typename linear<T>::spec;
         const index_t H = c.hidden_size, I = c.intermediate_size;
-        auto name = [l](const char* part) { return vit_names::layer(l, part); };
-        ln_before.load(w, name("layernorm_before"), H, c.layer_norm_eps);
-        ln_after.load(w, name("layernorm_after"), H, c.layer_norm_eps);
+        ln_before.load(w, n.ln_before, H, c.layer_norm_eps);
+        ln_after.load(w, n.ln_after, H, c.layer_norm_eps);
         // One [3H, H] product instead of three [H, H]: a third of the passes over the activations.
-        qkv.load(w,
-                 spec{{name("attention.attention.query"), name("attention.attention.key"),
-                       name("attention.attention.value")},
-                      H, H, {}, c.qkv_bias},
-                 compute, defer);
-        o_proj.load(w, spec{{name("attention.output.dense")}, H, H, {}, true}, compute, defer);
-        fc1.load(w, spec{{name("intermediate.dense")}, I, H, {}, true}, compute, defer);
-        fc2.load(w, spec{{name("output.dense")}, H, I, {}, true}, compute, defer);
+        qkv.load(w, spec{{n.query, n.key, n.value}, H, H, {}, c.qkv_bias}, compute, defer);
+        o_proj.load(w, spec{{n.o_proj}, H, H, {}, true}, compute, defer);
+        fc1.load(w, spec{{n.fc1}, n.swiglu ? 2 * I : I, H, {}, true}, compute, defer);
+        fc2.load(w, spec{{n.fc2}, H, I, {}, true}, compute, defer);
+        if (!n.scale1.empty()) scale1 = w.read<T>(n.scale1, {H});
+        if (!n.scale2.empty()) scale2 = w.read<T>(n.scale2, {H});
+        swiglu = n.swiglu;
+        quick_gelu = n.quick_gelu;
     }
 
     // The layer's products, in forward order (for background packing).
@@ -94,14 +125,40 @@ struct encoder_layer {
             m = B;
             context = b.qkv;
         }
-        o_proj.add_to(context, m, H, b.x, H, pool);
+        if (scale1.empty()) {
+            o_proj.add_to(context, m, H, b.x, H, pool);
+        } else {  // x + lambda1 * o_proj(.): the branch into ln, spent since the q | k | v product
+            o_proj.run(context, m, H, b.ln, H, pool);
+            add_scaled(b.x, b.ln, scale1, m, pool);
+        }
         clock.lap(&profile::attention_output);
         // x = x + fc2(act(fc1(layernorm_after(x))))
         ln_after.run(b.x, b.ln, m, pool);
         clock.lap(&profile::layer_norm);
-        fc1.run(b.ln, m, H, b.mlp, I, pool, s.act);
+        if (swiglu) {
+            // [m, 2I] -> silu(x1) * x2 [m, I], compacted in place: row r's outputs
+            // land at or before the inputs still to be read.
+            fc1.run(b.ln, m, H, b.mlp, 2 * I, pool);
+            for (index_t r = 0; r < m; ++r)
+                for (index_t j = 0; j < I; ++j) {
+                    const T a = b.mlp[r * 2 * I + j], g = b.mlp[r * 2 * I + I + j];
+                    b.mlp[r * I + j] = a / (T(1) + std::exp(-a)) * g;
+                }
+        } else if (quick_gelu) {
+            fc1.run(b.ln, m, H, b.mlp, I, pool);
+            pool.parallel_for(m, [&](index_t r) {
+                for (T* v = b.mlp + r * I; v != b.mlp + (r + 1) * I; ++v) *v = *v / (T(1) + std::exp(T(-1.702) * *v));
+            });
+        } else {
+            fc1.run(b.ln, m, H, b.mlp, I, pool, s.act);
+        }
         clock.lap(&profile::mlp_up);
-        fc2.add_to(b.mlp, m, I, b.x, H, pool);
+        if (scale2.empty()) {
+            fc2.add_to(b.mlp, m, I, b.x, H, pool);
+        } else {
+            fc2.run(b.mlp, m, I, b.ln, H, pool);
+            add_scaled(b.x, b.ln, scale2, m, pool);
+        }
         clock.lap(&profile::mlp_down);
         return m;
     }
