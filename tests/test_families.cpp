@@ -212,3 +212,13 @@ TEST_CASE("DINOv2: 280x196 input interpolates the 37x37 positions to 14x20", "[f
     CHECK(b <= 1e-5);
     CHECK(c <= 1e-5);
 }
+
+TEST_CASE("DeiT distilled: logits, cls_logits, distillation_logits within 1e-5", "[family][deit]") {
+    const double f = check_fixture<float>("deit-tiny-distilled", 1e-5), d = check_fixture<double>("deit-tiny-distilled", 1e-5);
+    WARN("deit-tiny-distilled: max |diff| float32 " << f << ", double " << d);
+    check_batch("deit-tiny-distilled");
+    const vit::model m = vit::load_model(fixture("deit-tiny-distilled", "model"));
+    const vit::output<float> out = m.forward(vit::pixel_values<float>(1, 3, 224, 224));
+    CHECK(out.tokens == 2 + 196);
+    CHECK(out.logits == ((out.cls_logits + out.distillation_logits) / 2.0f).eval());
+}
