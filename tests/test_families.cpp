@@ -222,3 +222,9 @@ TEST_CASE("DeiT distilled: logits, cls_logits, distillation_logits within 1e-5",
     CHECK(out.tokens == 2 + 196);
     CHECK(out.logits == ((out.cls_logits + out.distillation_logits) / 2.0f).eval());
 }
+
+TEST_CASE("CLIP vision: last_hidden_state, pooler_output, image_embeds within 1e-5", "[family][clip]") {
+    const double f = check_fixture<float>("clip-tiny", 1e-5), d = check_fixture<double>("clip-tiny", 1e-5);
+    WARN("clip-tiny: max |diff| float32 " << f << ", double " << d);
+    check_batch("clip-tiny");
+}
