@@ -228,3 +228,11 @@ TEST_CASE("CLIP vision: last_hidden_state, pooler_output, image_embeds within 1e
     WARN("clip-tiny: max |diff| float32 " << f << ", double " << d);
     check_batch("clip-tiny");
 }
+
+TEST_CASE("SigLIP vision: last_hidden_state, pooler_output (MAP head) within 1e-5", "[family][siglip]") {
+    const double f = check_fixture<float>("siglip-tiny", 1e-5), d = check_fixture<double>("siglip-tiny", 1e-5);
+    WARN("siglip-tiny: max |diff| float32 " << f << ", double " << d);
+    check_batch("siglip-tiny");
+    const vit::model m = vit::load_model(fixture("siglip-tiny", "model"));
+    CHECK(m.forward(vit::pixel_values<float>(1, 3, 224, 224)).tokens == 196);
+}
