@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -480,15 +482,31 @@ private:
     int batch_ = 0;
 };
 
-void accept_loop(tcp::acceptor& acc, server_state& st) {
-    acc.async_accept(asio::make_strand(acc.get_executor()), [&acc, &st](beast::error_code ec, tcp::socket s) {
+// Out of file descriptors (or another accept error): back off a little
+// instead of spinning on an error that retrying at once cannot clear.
+void accept_loop(tcp::acceptor& acc, server_state& st, asio::steady_timer& backoff) {
+    acc.async_accept(asio::make_strand(acc.get_executor()), [&acc, &st, &backoff](beast::error_code ec, tcp::socket s) {
+        if (ec == asio::error::operation_aborted || !acc.is_open()) return;
         if (ec) {
-            if (ec == asio::error::operation_aborted || !acc.is_open()) return;
-        } else {
-            std::make_shared<session>(std::move(s), st)->start();
+            std::cerr << nlohmann::json{{"event", "accept_error"}, {"error", ec.message()}}.dump() + "\n";
+            backoff.expires_after(std::chrono::milliseconds(100));
+            return backoff.async_wait([&acc, &st, &backoff](beast::error_code e) {
+                if (!e) accept_loop(acc, st, backoff);
+            });
         }
-        accept_loop(acc, st);
+        std::make_shared<session>(std::move(s), st)->start();
+        accept_loop(acc, st, backoff);
     });
+}
+
+// Each connection is a descriptor; the soft limit (often 1024) is raised to
+// the hard one so that many idle clients do not starve new ones.
+void raise_fd_limit() {
+    rlimit r{};
+    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+        r.rlim_cur = r.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &r);
+    }
 }
 
 }  // namespace
@@ -546,7 +564,9 @@ int main(int argc, char** argv) {
             signals.async_wait(on_signal);
         };
         signals.async_wait(on_signal);
-        accept_loop(acc, st);
+        asio::steady_timer backoff(ioc);
+        raise_fd_limit();
+        accept_loop(acc, st, backoff);
 
         std::vector<std::thread> pool;
         for (int i = 0; i < http_threads; ++i) pool.emplace_back([&] { ioc.run(); });

@@ -34,8 +34,8 @@ class Server:
     Binds port 0 and reads the chosen port from the first stderr line. Every
     stderr line is kept in `lines` (the JSON request log)."""
 
-    def __init__(self, model, *args, wait_ready=True, timeout=60):
-        self.cmd = [SERVE, "--model", model, "--port", "0", *map(str, args)]
+    def __init__(self, model, *args, wait_ready=True, timeout=60, prefix=()):
+        self.cmd = [*prefix, SERVE, "--model", model, "--port", "0", *map(str, args)]
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines = []
         self._cv = threading.Condition()

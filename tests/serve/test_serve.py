@@ -551,6 +551,34 @@ def test_idle_and_slow_clients():
         assert loaded <= 2 * usual, "with 200 idle and a slow client: %.1f ms vs %.1f ms usual" % (loaded * 1e3, usual * 1e3)
 
 
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_descriptors():
+    # 64 descriptors in all: 100 connections run the server out of them.
+    with S.Server(S.TINY, prefix=("prlimit", "--nofile=64:64")) as s:
+        conns = []
+        for _ in range(100):
+            try:
+                conns.append(socket.create_connection((s.host, s.port), timeout=5))
+            except OSError:
+                break
+        time.sleep(0.5)
+        c0 = cpu_seconds(s.proc.pid)
+        time.sleep(1.0)
+        spent = cpu_seconds(s.proc.pid) - c0
+        assert spent < 0.3, "the server spins while out of descriptors: %.2f CPU s in 1 s" % spent
+        assert any(j.get("event") == "accept_error" for j in s.log()), "no accept error logged"
+        for c in conns:
+            c.close()
+        time.sleep(0.3)
+        r = requests.post(s.url + "/predict", data=read_bytes("coco_cats.png"), timeout=30)
+        assert r.status_code == 200 and r.json()[0]["label"] == "hen"
+
+
 def test_idle_timeout():
     with S.Server(S.TINY, "--timeout-s", "1") as s:
         c = socket.create_connection((s.host, s.port))
