@@ -14,12 +14,15 @@
 
 #include <vit/vit.hpp>
 
+#include "../../examples/rollout.hpp"
+
 namespace serve {
 
 struct job_result {
     std::string error;            // empty on success
     vit::matrix<float> logits;    // [n, labels] (image classification only)
     vit::matrix<float> embeddings;  // [n, hidden]
+    std::vector<double> rollout;    // attention jobs: CLS rollout over the patch grid
     int batch_size = 0;           // images in the forward this job rode in
     double queue_s = 0, infer_s = 0;
 };
@@ -27,6 +30,7 @@ struct job_result {
 struct job {
     int n = 0, h = 0, w = 0;
     std::vector<float> pixels;  // [n, 3, h, w]
+    bool attention = false;     // one image, run alone with attentions kept
     std::function<void(job_result)> done;
     std::chrono::steady_clock::time_point queued;
 };
@@ -75,14 +79,15 @@ private:
             if (queue_.empty()) return;  // stopping and drained
             // Wait for company up to the delay after the oldest arrival.
             const auto deadline = queue_.front()->queued + delay_;
-            while (!stopping_ && images_compatible() < max_batch_ &&
+            while (!stopping_ && !queue_.front()->attention && images_compatible() < max_batch_ &&
                    cv_.wait_until(lk, deadline) != std::cv_status::timeout) {
             }
             std::vector<std::unique_ptr<job>> batch;
             int images = 0;
             const int h = queue_.front()->h, w = queue_.front()->w;
+            const bool attention = queue_.front()->attention;
             for (auto it = queue_.begin(); it != queue_.end();) {
-                if ((*it)->h == h && (*it)->w == w && (batch.empty() || images + (*it)->n <= max_batch_)) {
+                if (batch.empty() || (!attention && !(*it)->attention && (*it)->h == h && (*it)->w == w && images + (*it)->n <= max_batch_)) {
                     images += (*it)->n;
                     batch.push_back(std::move(*it));
                     it = queue_.erase(it);
@@ -92,18 +97,19 @@ private:
             }
             running_ = std::size_t(batch.size());
             lk.unlock();
-            execute(batch, images, h, w);
+            execute(batch, images, h, w, attention);
             lk.lock();
             running_ = 0;
         }
     }
+    static bool compatible(const job& a, const job& b) { return a.h == b.h && a.w == b.w && !a.attention && !b.attention; }
     int images_compatible() const {
         int n = 0;
         for (const auto& j : queue_)
-            if (j->h == queue_.front()->h && j->w == queue_.front()->w) n += j->n;
+            if (compatible(*j, *queue_.front())) n += j->n;
         return n;
     }
-    void execute(std::vector<std::unique_ptr<job>>& batch, int images, int h, int w) {
+    void execute(std::vector<std::unique_ptr<job>>& batch, int images, int h, int w, bool attention) {
         const auto t0 = std::chrono::steady_clock::now();
         job_result shared;
         vit::output<float> out;
@@ -116,6 +122,7 @@ private:
             }
             vit::forward_options fo;
             fo.output_last_hidden_state = false;
+            fo.output_attentions = attention;
             out = model_.forward(px, fo, &ws_);
         } catch (const std::exception& e) {
             shared.error = e.what();
@@ -133,6 +140,7 @@ private:
             if (r.error.empty()) {
                 if (out.logits.size()) r.logits = out.logits.middleRows(row, j->n);
                 r.embeddings = emb.middleRows(row, j->n);
+                if (attention) r.rollout = rollout::attention_rollout(out, model_.config().num_attention_heads);
             }
             row += j->n;
             j->done(std::move(r));

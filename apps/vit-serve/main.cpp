@@ -107,7 +107,7 @@ struct server_state {
     std::unique_ptr<serve::batcher> batch;
     serve::metrics stats;
     std::string api_key;
-    std::atomic<bool> ready{false}, draining{false};
+    std::atomic<bool> ready{false}, draining{false}, grace_over{false}, stopping{false};
     std::atomic<int> in_flight{0};
     std::function<void()> maybe_finish;  // stops the server once drained
 };
@@ -124,7 +124,7 @@ response error_response(int status, const std::string& msg) { return json_respon
 
 class session : public std::enable_shared_from_this<session> {
 public:
-    session(tcp::socket s, server_state& st) : stream_(std::move(s)), st_(st) {}
+    session(tcp::socket s, server_state& st) : stream_(std::move(s)), st_(st), deadline_(stream_.get_executor()) {}
     void start() { read_header(); }
 
 private:
@@ -134,11 +134,29 @@ private:
         // Checked again against Content-Length before the body is read, so
         // an oversized body is refused without reading it.
         parser_->body_limit(std::uint64_t(st_.opt.max_body_mb) << 20);
-        stream_.expires_after(std::chrono::seconds(st_.opt.timeout_s));
+        arm_deadline();
         http::async_read_header(stream_, buffer_, *parser_,
                                 [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
     }
+    // The read deadline cancels the read instead of closing the socket (what
+    // tcp_stream's own expiry does), so a late body can still get its 408.
+    void arm_deadline() {
+        timed_out_ = false;
+        stream_.expires_after(std::chrono::seconds(st_.opt.timeout_s + 5));  // backstop
+        deadline_.expires_after(std::chrono::seconds(st_.opt.timeout_s));
+        deadline_.async_wait([self = shared_from_this()](beast::error_code ec) {
+            if (ec) return;  // re-armed or cancelled
+            self->timed_out_ = true;
+            beast::error_code ignored;
+            self->stream_.socket().cancel(ignored);
+        });
+    }
+
     void on_header(beast::error_code ec) {
+        if (ec == http::error::body_limit)  // Content-Length alone is over the limit
+            return send_error_close(413, "body over --max-body-mb " + std::to_string(st_.opt.max_body_mb));
+        if (ec && timed_out_)  // idle keep-alive: just close; a half-sent header: say why
+            return buffer_.size() ? send_error_close(408, "request header not received within --timeout-s") : close();
         if (ec) {
             if (ec == http::error::header_limit || ec == http::error::bad_content_length || ec == http::error::bad_line_ending ||
                 ec == http::error::bad_method || ec == http::error::bad_target || ec == http::error::bad_version ||
@@ -157,15 +175,14 @@ private:
     }
     void on_body(beast::error_code ec) {
         if (ec == http::error::body_limit) return finish(error_response(413, "body over --max-body-mb"), true);
-        if (ec) {
-            // Truncated body or timeout: nothing sensible to answer on a
-            // stream that is not at a message boundary.
-            if (ec == beast::error::timeout || ec == http::error::end_of_stream || ec == asio::error::eof) {
-                log("-", 408, 0);
-                return close();
-            }
-            return finish(error_response(400, ec.message()), true);
+        if (ec && timed_out_) {
+            // The stream is not at a message boundary: answer, then close.
+            return finish(error_response(408, "request body not received within --timeout-s " + std::to_string(st_.opt.timeout_s)), true);
         }
+        if (ec == http::error::partial_message || ec == http::error::end_of_stream || ec == asio::error::eof)
+            return finish(error_response(400, "truncated body: the connection ended before Content-Length bytes"), true);
+        if (ec) return finish(error_response(400, "bad body: " + ec.message()), true);
+        deadline_.cancel();
         req_ = parser_->release();
         route_ = std::string(req_.target());
         if (const auto q = route_.find('?'); q != std::string::npos) route_.resize(q);
@@ -209,9 +226,11 @@ private:
         } else if (t == mp || t == mp + "/versions/1") {
             if (only(http::verb::get)) finish(json_response(200, model_metadata()));
         } else if (t == mp + "/infer" || t == mp + "/versions/1/infer") {
-            if (only(http::verb::post)) infer(false);
+            if (only(http::verb::post)) infer(kind::oip);
         } else if (t == "/predict" || (t == "/" && method == http::verb::post)) {
-            if (only(http::verb::post)) infer(true);
+            if (only(http::verb::post)) infer(kind::hf);
+        } else if (t == "/attention") {
+            if (only(http::verb::post)) infer(kind::attention);
         } else if (t == "/") {
             if (!only(http::verb::get)) return;
             response r{http::status::ok, 11};
@@ -246,14 +265,16 @@ private:
                 {"outputs", outputs}};
     }
 
-    void infer(bool hf) {
-        if (!st_.ready || st_.draining) return unavailable("server is not ready");
+    enum class kind { oip, hf, attention };
+
+    void infer(kind k) {
+        if (!st_.ready || st_.draining) return unavailable(st_.draining ? "server is draining" : "model not loaded yet");
         serve::decoded_request d;
         try {
-            if (hf) {
+            if (k != kind::oip) {
                 const std::string ct(req_[http::field::content_type]);
                 d = serve::decode_hf(req_.body(), ct.rfind("application/json", 0) == 0);
-                if (st_.model->config().arch != vit::architecture::image_classification)
+                if (k == kind::hf && st_.model->config().arch != vit::architecture::image_classification)
                     throw vit::error("this checkpoint has no classifier; use /v2/models/NAME/infer for embeddings");
             } else {
                 std::size_t hlen = std::string::npos;
@@ -281,6 +302,7 @@ private:
                 const auto px = vit::make_pixel_values<float>(d.images, st_.pre);
                 j->n = px.batch, j->h = px.height, j->w = px.width;
                 j->pixels = std::move(px.data);
+                j->attention = k == kind::attention;
                 d.images.clear();
             } else {
                 j->n = d.n, j->h = d.h, j->w = d.w;
@@ -291,12 +313,14 @@ private:
         }
         auto self = shared_from_this();
         auto req = std::make_shared<serve::decoded_request>(std::move(d));
-        j->done = [self, req, hf](serve::job_result r) {
-            asio::post(self->stream_.get_executor(), [self, req, hf, r = std::move(r)]() mutable {
+        j->done = [self, req, k](serve::job_result r) {
+            asio::post(self->stream_.get_executor(), [self, req, k, r = std::move(r)]() mutable {
                 self->batch_ = r.batch_size;
                 self->st_.stats.queued(r.queue_s);
-                if (!r.error.empty()) return self->finish(error_response(400, r.error));
-                self->finish(hf ? self->hf_answer(*req, r) : self->oip_answer(*req, r));
+                if (!r.error.empty()) return self->finish(error_response(500, r.error));
+                self->finish(k == kind::hf ? self->hf_answer(*req, r)
+                             : k == kind::oip ? self->oip_answer(*req, r)
+                                              : self->attention_answer(r));
             });
         };
         if (!st_.batch->submit(std::move(j))) unavailable("queue full");
@@ -306,6 +330,16 @@ private:
         auto r = error_response(503, why);
         r.set(http::field::retry_after, "1");
         finish(std::move(r));
+    }
+
+    // The rollout over the patch grid, scaled to [0, 1] for the page to draw.
+    response attention_answer(const serve::job_result& r) const {
+        const auto& pre = st_.pre;
+        const int p = st_.model->config().patch_size;
+        const auto [lo, hi] = std::minmax_element(r.rollout.begin(), r.rollout.end());
+        nlohmann::json v = nlohmann::json::array();
+        for (double x : r.rollout) v.push_back(*hi > *lo ? (x - *lo) / (*hi - *lo) : 0.0);
+        return json_response(200, {{"rows", pre.height / p}, {"cols", pre.width / p}, {"values", std::move(v)}});
     }
 
     response hf_answer(const serve::decoded_request& d, const serve::job_result& r) {
@@ -379,6 +413,8 @@ private:
         res_ = error_response(status, msg);
         res_.keep_alive(false);
         res_.prepare_payload();
+        deadline_.cancel();
+        stream_.expires_after(std::chrono::seconds(st_.opt.timeout_s));
         http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code, std::size_t) { self->close(); });
     }
 
@@ -391,6 +427,8 @@ private:
         res_ = std::move(r);
         res_.keep_alive(!close_after && !st_.draining && req_.keep_alive());
         res_.prepare_payload();
+        deadline_.cancel();
+        stream_.expires_after(std::chrono::seconds(st_.opt.timeout_s));  // a client too slow to read
         http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
             self->done_request();
             if (ec || !self->res_.keep_alive()) return self->close();
@@ -405,7 +443,7 @@ private:
     // metrics without bound.
     std::string metrics_route() const {
         const std::string mp = "/v2/models/" + st_.opt.name;
-        for (const char* r : {"/", "/predict", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready"})
+        for (const char* r : {"/", "/predict", "/attention", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready"})
             if (route_ == r) return route_;
         if (route_ == mp + "/infer") return "/v2/models/NAME/infer";
         if (route_ == mp) return "/v2/models/NAME";
@@ -423,6 +461,7 @@ private:
 
     void close() {
         done_request();
+        deadline_.cancel();
         beast::error_code ec;
         stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
         stream_.close();
@@ -436,7 +475,8 @@ private:
     response res_;
     std::string route_;
     std::chrono::steady_clock::time_point t0_;
-    bool counted_ = false;
+    asio::steady_timer deadline_;
+    bool counted_ = false, timed_out_ = false;
     int batch_ = 0;
 };
 
@@ -480,12 +520,13 @@ int main(int argc, char** argv) {
                   << "\n";
 
         asio::signal_set signals(ioc, SIGTERM, SIGINT);
+        asio::steady_timer grace(ioc);
         std::function<void()> stop_all = [&] {
             if (st.batch) st.batch->stop();
             ioc.stop();
         };
         st.maybe_finish = [&] {
-            if (st.in_flight == 0) asio::post(ioc, stop_all);
+            if (st.grace_over && st.in_flight == 0 && !st.stopping.exchange(true)) asio::post(ioc, stop_all);
         };
         std::function<void(beast::error_code, int)> on_signal = [&](beast::error_code ec, int) {
             if (ec) return;
@@ -493,7 +534,15 @@ int main(int argc, char** argv) {
             std::cerr << nlohmann::json{{"event", "draining"}, {"in_flight", st.in_flight.load()}}.dump() << "\n";
             beast::error_code ignored;
             acc.close(ignored);
-            st.maybe_finish();
+            // Requests already sent on accepted connections may not have been
+            // parsed yet; give them a moment to be counted as in flight.
+            grace.expires_after(std::chrono::milliseconds(300));
+            grace.async_wait([&](beast::error_code e) {
+                if (!e) {
+                    st.grace_over = true;
+                    st.maybe_finish();
+                }
+            });
             signals.async_wait(on_signal);
         };
         signals.async_wait(on_signal);
@@ -501,6 +550,17 @@ int main(int argc, char** argv) {
 
         std::vector<std::thread> pool;
         for (int i = 0; i < http_threads; ++i) pool.emplace_back([&] { ioc.run(); });
+        // Joins the HTTP threads on every way out of this scope, a failed load included.
+        struct joiner {
+            asio::io_context& ioc;
+            std::vector<std::thread>& pool;
+            bool stop_first = true;
+            ~joiner() {
+                if (stop_first) ioc.stop();
+                for (auto& t : pool)
+                    if (t.joinable()) t.join();
+            }
+        } join_pool{ioc, pool};
 
         vit::load_options lo;
         lo.compute = opt.dtype == "bf16" ? vit::precision::bf16 : opt.dtype == "int8" ? vit::precision::int8 : vit::precision::f32;
@@ -514,6 +574,7 @@ int main(int argc, char** argv) {
             serve::batch_stats{[&](int b, double s) { st.stats.forward(b, s); }});
         st.ready = true;
         std::cerr << nlohmann::json{{"event", "ready"}, {"model", dir}}.dump() << "\n";
+        join_pool.stop_first = false;  // run until the drain stops the context
         for (auto& t : pool) t.join();
         std::cerr << nlohmann::json{{"event", "stopped"}}.dump() << "\n";
         return 0;
