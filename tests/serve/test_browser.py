@@ -11,10 +11,12 @@ server's {"error"} message for a file that is not an image, and the bearer
 token field against a server with --api-key-file.
 
 Run: VIT_SERVE=build/examples/vit-serve VIT_DATA=tests/data VIT_ARTIFACTS=/tmp/art \\
-     /usr/bin/python3 tests/serve/test_browser.py
-Screenshots go to $VIT_ARTIFACTS (serve-page.png, and serve-page-FAIL-*.png
-for a failed check). Exits 0 when every check passes, 1 on a failure, 77
-when chromium, chromedriver or python3-selenium is missing
+     /usr/bin/python3 tests/serve/test_browser.py [test_name ...]
+With names, only those test_* functions run (tests/serve/CMakeLists.txt
+makes one ctest of each). Screenshots go to $VIT_ARTIFACTS (serve-page.png,
+serve-page-error.png, and serve-page-FAIL-<test>.png for a failed one).
+Exits 0 when every check passes, 1 on a failure, 2 for an unknown test name,
+77 when chromium, chromedriver or python3-selenium is missing
 (apt-get install chromium chromium-driver python3-selenium).
 """
 import os
@@ -120,7 +122,8 @@ def expected_pixel(grid, gh, gw, W, H, x, y):
     return [255 * c(3), 255 * c(2), 255 * c(1), 255 * (0.25 + 0.45 * t)]
 
 
-def test_page_is_self_contained(srv, drv):
+def test_page_is_self_contained(fx):
+    srv = fx.server
     r = requests.get(srv.url + "/", timeout=WAIT_S)
     assert r.status_code == 200, "GET / answered %d" % r.status_code
     assert r.headers["Content-Type"].startswith("text/html"), r.headers["Content-Type"]
@@ -131,7 +134,8 @@ def test_page_is_self_contained(srv, drv):
         assert needed in r.text, "the page has no %s" % needed
 
 
-def test_predict_and_heat(srv, drv):
+def test_predict_and_heat(fx):
+    srv, drv = fx.server, fx.browser
     r = post_image(srv.url + "/predict", CATS)
     assert r.status_code == 200, "POST /predict answered %d: %s" % (r.status_code, r.text)
     want = r.json()
@@ -217,7 +221,8 @@ def test_predict_and_heat(srv, drv):
     print("  screenshot " + shot)
 
 
-def test_error_shown(srv, drv):
+def test_error_shown(fx):
+    srv, drv = fx.server, fx.browser
     with tempfile.TemporaryDirectory() as tmp:
         bad = os.path.join(tmp, "notes.png")
         with open(bad, "w") as f:
@@ -240,9 +245,10 @@ def test_error_shown(srv, drv):
     drv.save_screenshot(os.path.join(ARTIFACTS, "serve-page-error.png"))
 
 
-def test_token(drv, tmp):
+def test_token(fx):
+    drv = fx.browser
     key = "s3cret-token-for-the-page"
-    keyfile = os.path.join(tmp, "api-key")
+    keyfile = os.path.join(fx.tmp, "api-key")
     with open(keyfile, "w") as f:
         f.write(key + "\n")
     with Server(TINY, "--api-key-file", keyfile) as srv:
@@ -275,49 +281,80 @@ def test_token(drv, tmp):
         assert not errs, "JS console errors: %s" % errs
 
 
-def main():
+class Fixtures:
+    """The server on TINY and the browser, started on first use, shared by the
+    tests of one run and stopped by close()."""
+
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="vit-browser-")
+        self._server = self._browser = None
+
+    @property
+    def server(self):
+        if self._server is None:
+            self._server = Server(TINY)
+        return self._server
+
+    @property
+    def browser(self):
+        if self._browser is None:
+            self._browser = start_browser(os.path.join(self.tmp, "profile"))
+        return self._browser
+
+    def screenshot(self, name):
+        if self._browser is not None:
+            try:
+                self._browser.save_screenshot(os.path.join(ARTIFACTS, "serve-page-FAIL-%s.png" % name))
+            except Exception:
+                pass
+
+    def close(self):
+        try:
+            if self._browser is not None:
+                self._browser.quit()
+        finally:
+            if self._server is not None:
+                self._server.stop()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def main(argv):
+    """Runs the named test_* functions (all without names), as ctest does one by one."""
+    tests = {k: v for k, v in globals().items() if k.startswith("test_") and callable(v)}
+    names = argv or list(tests)
+    unknown = [n for n in names if n not in tests]
+    if unknown:
+        print("no test %s (have: %s)" % (" ".join(unknown), " ".join(tests)))
+        return 2
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
     if IMPORT_ERROR or missing:
-        print("SKIP: needs chromium, chromedriver and python3-selenium (%s)"
+        print("FAIL: needs chromium, chromium-driver and python3-selenium (%s); "
+              "apt-get install chromium chromium-driver python3-selenium"
               % (IMPORT_ERROR or "missing " + ", ".join(missing)))
         return 77
     os.makedirs(ARTIFACTS, exist_ok=True)
     failed = []
     t_all = time.monotonic()
-
-    def run(name, fn, *args):
-        t0 = time.monotonic()
-        try:
-            fn(*args)
-        except Exception as e:
-            failed.append(name)
-            print("FAIL %s (%.1f s): %s" % (name, time.monotonic() - t0, e))
-            traceback.print_exc()
-            try:
-                drv.save_screenshot(os.path.join(ARTIFACTS, "serve-page-FAIL-%s.png" % name))
-            except Exception:
-                pass
-        else:
-            print("ok   %s (%.1f s)" % (name, time.monotonic() - t0))
-
-    tmp = tempfile.mkdtemp(prefix="vit-browser-")
+    fx = Fixtures()
     try:
-        drv = start_browser(os.path.join(tmp, "profile"))
-        try:
-            with Server(TINY) as srv:
-                run("page_is_self_contained", test_page_is_self_contained, srv, drv)
-                run("predict_and_heat", test_predict_and_heat, srv, drv)
-                run("error_shown", test_error_shown, srv, drv)
-            run("token", test_token, drv, tmp)
-        finally:
-            drv.quit()
+        for n in names:
+            t0 = time.monotonic()
+            try:
+                tests[n](fx)
+            except Exception as e:  # report every failing test, then fail
+                failed.append(n)
+                traceback.print_exc()
+                print("FAIL %s (%.1f s): %s" % (n, time.monotonic() - t0, e))
+                fx.screenshot(n)
+            else:
+                print("ok   %s (%.1f s)" % (n, time.monotonic() - t0))
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("%s: %d failed (%.1f s)" % ("FAIL" if failed else "PASS", len(failed), time.monotonic() - t_all))
+        fx.close()
+    print("%s: %d of %d failed (%.1f s)" % ("FAIL" if failed else "PASS", len(failed), len(names), time.monotonic() - t_all))
     if failed:
-        print("failed: " + ", ".join(failed) + "; screenshots in " + ARTIFACTS)
+        print("failed: " + " ".join(failed) + "; screenshots in " + ARTIFACTS)
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
