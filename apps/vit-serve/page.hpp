@@ -31,6 +31,7 @@ h1{font-size:1.5em;margin:.2em 0 .6em}
 #drop:focus-within{outline:2px solid #36c;outline-offset:2px}
 #auth{margin:.6em 0;font-size:.9em}
 #auth input{width:20em;max-width:100%}
+#auth code{white-space:nowrap}
 #err{color:#a00;font-weight:bold;margin:.6em 0}
 #err:empty{display:none}
 main{display:flex;flex-wrap:wrap;gap:1.5em;margin-top:1em}
@@ -54,7 +55,7 @@ main{display:flex;flex-wrap:wrap;gap:1.5em;margin-top:1em}
 <div id="drop">Drop an image here, or
 <label for="file">pick a file</label><input id="file" class="vh" type="file" accept="image/*"></div>
 <details id="auth"><summary>API token</summary>
-<label for="token">Bearer token, if the server was started with --api-key-file (kept in this tab only)</label><br>
+<label for="token">Bearer token, if the server was started with <code>--api-key-file</code> (kept in this tab only)</label><br>
 <input id="token" type="password" autocomplete="off" spellcheck="false"></details>
 <div id="err" role="alert"></div>
 <main>
@@ -152,11 +153,11 @@ function jet(t){const c=x=>Math.min(1,Math.max(0,1.5-Math.abs(4*t-x)));return[c(
 
 function draw(){
   if(!map||!img.complete||!img.naturalWidth)return;
-  const W=Math.round(img.clientWidth*devicePixelRatio),H=Math.round(img.clientHeight*devicePixelRatio);
+  const r=img.getBoundingClientRect(),W=Math.round(r.width*devicePixelRatio),H=Math.round(r.height*devicePixelRatio);
   if(!W||!H)return;
   const gh=map.rows,gw=map.cols,g=map.values;
   let lo=Infinity,hi=-Infinity;for(const v of g){lo=Math.min(lo,v);hi=Math.max(hi,v)}
-  heat.width=W;heat.height=H;heat.style.width=img.clientWidth+'px';heat.style.height=img.clientHeight+'px';
+  heat.width=W;heat.height=H;heat.style.width=r.width+'px';heat.style.height=r.height+'px';
   const ctx=heat.getContext('2d'),d=ctx.createImageData(W,H),px=d.data;
   for(let y=0;y<H;y++){
     const gy=Math.min(Math.max((y+.5)*gh/H-.5,0),gh-1),y0=Math.floor(gy),y1=Math.min(y0+1,gh-1),fy=gy-y0;
