@@ -682,11 +682,13 @@ def test_not_ready_while_loading():
             assert r.status_code == 503 and r.headers.get("Retry-After"), (r.status_code, r.text)
             assert requests.get(s.url + "/v2/health/live").status_code == 200
             assert_error(requests.post(s.url + "/predict", data=read_bytes("coco_cats.png")), 503, "infer before load")
-            with open(fifo, "wb") as w, open(os.path.join(S.TINY, "config.json"), "rb") as src:
-                try:
-                    w.write(src.read())
-                except BrokenPipeError:
-                    pass
+            with open(os.path.join(S.TINY, "config.json"), "rb") as src:
+                text = src.read()
+            try:  # unbuffered: the server may close its end before we do
+                with open(fifo, "wb", buffering=0) as w:
+                    w.write(text)
+            except BrokenPipeError:
+                pass
             assert s.wait(30) == 1, s.proc.returncode
             assert any("config.json" in line and "regular file" in line for line in s.lines), s.lines
 
