@@ -45,7 +45,9 @@ inline std::string b64decode(const std::string& s) {
         if (pad) throw vit::error("bad base64: data after padding");
         const int d = table[static_cast<unsigned char>(ch)];
         if (d < 0) throw vit::error("bad base64: unexpected character");
-        val = (val << 6) | d;
+        // Only the low bits + 6 bits are still to be written out: masking
+        // keeps the int from overflowing (undefined) on long input.
+        val = ((val << 6) | d) & 0xFFFF;
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
@@ -61,7 +63,7 @@ inline std::string b64encode(const std::string& in) {
     std::string out;
     int val = 0, bits = -6;
     for (unsigned char c : in) {
-        val = (val << 8) + c;
+        val = ((val << 8) + c) & 0xFFFF;  // as in b64decode: no int overflow
         bits += 8;
         while (bits >= 0) { out.push_back(a[(val >> bits) & 0x3F]); bits -= 6; }
     }
