@@ -139,9 +139,13 @@ inline decoded_request decode_infer(const std::string& body, std::size_t header_
             if (dtype != "FP32" || shape.size() != 4 || shape[1] != 3) throw vit::error("pixel_values is FP32 [N, 3, H, W]");
             if (shape[0] > 1024 || shape[2] > 4096 || shape[3] > 4096) throw vit::error("pixel_values too large");
             const std::size_t count = std::size_t(shape[0] * shape[1] * shape[2] * shape[3]);
+            // The caps above still allow 200 GB: the shape is held against the
+            // data actually sent (4 bytes a value, or at least 1 of JSON)
+            // before anything is allocated.
+            if (has_raw && raw.size() != count * 4) throw vit::error("binary pixel_values size does not match its shape");
+            if (!has_raw && count > jlen) throw vit::error("pixel_values shape is larger than the data sent");
             r.pixels.resize(count);
             if (has_raw) {
-                if (raw.size() != count * 4) throw vit::error("binary pixel_values size does not match its shape");
                 std::memcpy(r.pixels.data(), raw.data(), raw.size());
             } else {
                 const auto& data = in.at("data");
