@@ -72,6 +72,21 @@ inline std::string b64encode(const std::string& in) {
     return out;
 }
 
+// A JSON integer in [lo, hi] (|lo|, |hi| <= 2^53). nlohmann's get<int>() of
+// a JSON float out of the type's range, such as 1e30 or an integer literal
+// too long for 64 bits, is a float-to-integer cast: undefined behaviour.
+inline std::int64_t get_int(const nlohmann::json& v, const char* what, std::int64_t lo, std::int64_t hi) {
+    bool ok;
+    if (v.is_number_unsigned()) {
+        const auto u = v.get<std::uint64_t>();
+        ok = u <= std::uint64_t(hi) && std::int64_t(u) >= lo;
+    } else if (v.is_number_integer()) ok = v.get<std::int64_t>() >= lo && v.get<std::int64_t>() <= hi;
+    else if (v.is_number_float()) ok = v.get<double>() >= double(lo) && v.get<double>() <= double(hi);
+    else return v.get<std::int64_t>();  // not a number: nlohmann's type_error
+    if (!ok) throw vit::error(std::string(what) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    return v.get<std::int64_t>();
+}
+
 inline vit::image decode_one(const std::string& bytes, const std::string& name) {
     if (bytes.empty()) throw vit::error(name + ": empty image");
     return vit::decode_image(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), name);
@@ -99,14 +114,14 @@ inline decoded_request decode_infer(const std::string& body, std::size_t header_
         const auto& in = inputs.at(0);
         const std::string name = in.at("name").get<std::string>();
         const std::string dtype = in.at("datatype").get<std::string>();
-        const auto shape = in.at("shape").get<std::vector<std::int64_t>>();
-        for (auto d : shape)
-            if (d <= 0 || d > 1 << 20) throw vit::error("bad shape");
+        if (!in.at("shape").is_array()) throw vit::error("bad shape");
+        std::vector<std::int64_t> shape;
+        for (const auto& d : in.at("shape")) shape.push_back(get_int(d, "shape dimensions", 1, 1 << 20));
         std::string raw;
         bool has_raw = false;
         if (in.contains("parameters") && in.at("parameters").contains("binary_data_size")) {
             if (!binary) throw vit::error("binary_data_size without Inference-Header-Content-Length");
-            const auto size = in.at("parameters").at("binary_data_size").get<std::uint64_t>();
+            const auto size = std::uint64_t(get_int(in.at("parameters").at("binary_data_size"), "binary_data_size", 0, std::int64_t(1) << 53));
             if (size > body.size() - offset) throw vit::error("binary_data_size exceeds the body");
             raw = body.substr(offset, std::size_t(size));
             offset += std::size_t(size);
@@ -182,8 +197,7 @@ inline decoded_request decode_infer(const std::string& body, std::size_t header_
                 if (o.contains("parameters")) {
                     const auto& p = o.at("parameters");
                     if (p.contains("classification")) {
-                        r.classification = p.at("classification").get<int>();
-                        if (r.classification < 1) throw vit::error("classification must be >= 1");
+                        r.classification = int(get_int(p.at("classification"), "classification", 1, INT32_MAX));
                         r.classify_logits = on == "logits";
                     }
                     if (p.contains("binary_data")) r.binary_out = p.at("binary_data").get<bool>() || r.binary_out;
@@ -209,8 +223,7 @@ inline decoded_request decode_hf(const std::string& body, bool is_json) {
         const auto j = nlohmann::json::parse(body);
         r.images.push_back(decode_one(b64decode(j.at("inputs").get<std::string>()), "inputs"));
         if (j.contains("parameters") && j.at("parameters").contains("top_k"))
-            r.top_k = j.at("parameters").at("top_k").get<int>();
-        if (r.top_k < 1) throw vit::error("top_k must be >= 1");
+            r.top_k = int(get_int(j.at("parameters").at("top_k"), "top_k", 1, INT32_MAX));
     } catch (const nlohmann::json::exception& e) {
         throw vit::error(std::string("malformed JSON: ") + e.what());
     }
