@@ -166,16 +166,18 @@ inline decoded_request decode_infer(const std::string& body, std::size_t header_
                 const auto& data = in.at("data");
                 if (!data.is_array()) throw vit::error("pixel_values data must be an array");
                 std::size_t k = 0;
-                // Accept the flat and the nested form, as KServe does.
-                std::function<void(const nlohmann::json&)> walk = [&](const nlohmann::json& v) {
+                // Accept the flat and the nested form, as KServe does; no
+                // deeper than the shape, or "[[[[...": a recursion per level.
+                std::function<void(const nlohmann::json&, std::size_t)> walk = [&](const nlohmann::json& v, std::size_t depth) {
                     if (v.is_array()) {
-                        for (const auto& e : v) walk(e);
+                        if (depth == shape.size()) throw vit::error("pixel_values data nested deeper than its shape");
+                        for (const auto& e : v) walk(e, depth + 1);
                     } else {
                         if (k >= count) throw vit::error("pixel_values data longer than its shape");
                         r.pixels[k++] = v.get<float>();
                     }
                 };
-                walk(data);
+                walk(data, 0);
                 if (k != count) throw vit::error("pixel_values data shorter than its shape");
             }
             r.n = int(shape[0]);
