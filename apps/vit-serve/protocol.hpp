@@ -45,7 +45,9 @@ inline std::string b64decode(const std::string& s) {
         if (pad) throw vit::error("bad base64: data after padding");
         const int d = table[static_cast<unsigned char>(ch)];
         if (d < 0) throw vit::error("bad base64: unexpected character");
-        val = (val << 6) | d;
+        // Only the low bits + 6 bits are still to be written out: masking
+        // keeps the int from overflowing (undefined) on long input.
+        val = ((val << 6) | d) & 0xFFFF;
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
@@ -61,13 +63,28 @@ inline std::string b64encode(const std::string& in) {
     std::string out;
     int val = 0, bits = -6;
     for (unsigned char c : in) {
-        val = (val << 8) + c;
+        val = ((val << 8) + c) & 0xFFFF;  // as in b64decode: no int overflow
         bits += 8;
         while (bits >= 0) { out.push_back(a[(val >> bits) & 0x3F]); bits -= 6; }
     }
     if (bits > -6) out.push_back(a[((val << 8) >> (bits + 8)) & 0x3F]);
     while (out.size() % 4) out.push_back('=');
     return out;
+}
+
+// A JSON integer in [lo, hi] (|lo|, |hi| <= 2^53). nlohmann's get<int>() of
+// a JSON float out of the type's range, such as 1e30 or an integer literal
+// too long for 64 bits, is a float-to-integer cast: undefined behaviour.
+inline std::int64_t get_int(const nlohmann::json& v, const char* what, std::int64_t lo, std::int64_t hi) {
+    bool ok;
+    if (v.is_number_unsigned()) {
+        const auto u = v.get<std::uint64_t>();
+        ok = u <= std::uint64_t(hi) && std::int64_t(u) >= lo;
+    } else if (v.is_number_integer()) ok = v.get<std::int64_t>() >= lo && v.get<std::int64_t>() <= hi;
+    else if (v.is_number_float()) ok = v.get<double>() >= double(lo) && v.get<double>() <= double(hi);
+    else return v.get<std::int64_t>();  // not a number: nlohmann's type_error
+    if (!ok) throw vit::error(std::string(what) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    return v.get<std::int64_t>();
 }
 
 inline vit::image decode_one(const std::string& bytes, const std::string& name) {
@@ -97,14 +114,14 @@ inline decoded_request decode_infer(const std::string& body, std::size_t header_
         const auto& in = inputs.at(0);
         const std::string name = in.at("name").get<std::string>();
         const std::string dtype = in.at("datatype").get<std::string>();
-        const auto shape = in.at("shape").get<std::vector<std::int64_t>>();
-        for (auto d : shape)
-            if (d <= 0 || d > 1 << 20) throw vit::error("bad shape");
+        if (!in.at("shape").is_array()) throw vit::error("bad shape");
+        std::vector<std::int64_t> shape;
+        for (const auto& d : in.at("shape")) shape.push_back(get_int(d, "shape dimensions", 1, 1 << 20));
         std::string raw;
         bool has_raw = false;
         if (in.contains("parameters") && in.at("parameters").contains("binary_data_size")) {
             if (!binary) throw vit::error("binary_data_size without Inference-Header-Content-Length");
-            const auto size = in.at("parameters").at("binary_data_size").get<std::uint64_t>();
+            const auto size = std::uint64_t(get_int(in.at("parameters").at("binary_data_size"), "binary_data_size", 0, std::int64_t(1) << 53));
             if (size > body.size() - offset) throw vit::error("binary_data_size exceeds the body");
             raw = body.substr(offset, std::size_t(size));
             offset += std::size_t(size);
@@ -137,24 +154,30 @@ inline decoded_request decode_infer(const std::string& body, std::size_t header_
             if (dtype != "FP32" || shape.size() != 4 || shape[1] != 3) throw vit::error("pixel_values is FP32 [N, 3, H, W]");
             if (shape[0] > 1024 || shape[2] > 4096 || shape[3] > 4096) throw vit::error("pixel_values too large");
             const std::size_t count = std::size_t(shape[0] * shape[1] * shape[2] * shape[3]);
+            // The caps above still allow 200 GB: the shape is held against the
+            // data actually sent (4 bytes a value, or at least 1 of JSON)
+            // before anything is allocated.
+            if (has_raw && raw.size() != count * 4) throw vit::error("binary pixel_values size does not match its shape");
+            if (!has_raw && count > jlen) throw vit::error("pixel_values shape is larger than the data sent");
             r.pixels.resize(count);
             if (has_raw) {
-                if (raw.size() != count * 4) throw vit::error("binary pixel_values size does not match its shape");
                 std::memcpy(r.pixels.data(), raw.data(), raw.size());
             } else {
                 const auto& data = in.at("data");
                 if (!data.is_array()) throw vit::error("pixel_values data must be an array");
                 std::size_t k = 0;
-                // Accept the flat and the nested form, as KServe does.
-                std::function<void(const nlohmann::json&)> walk = [&](const nlohmann::json& v) {
+                // Accept the flat and the nested form, as KServe does; no
+                // deeper than the shape, or "[[[[...": a recursion per level.
+                std::function<void(const nlohmann::json&, std::size_t)> walk = [&](const nlohmann::json& v, std::size_t depth) {
                     if (v.is_array()) {
-                        for (const auto& e : v) walk(e);
+                        if (depth == shape.size()) throw vit::error("pixel_values data nested deeper than its shape");
+                        for (const auto& e : v) walk(e, depth + 1);
                     } else {
                         if (k >= count) throw vit::error("pixel_values data longer than its shape");
                         r.pixels[k++] = v.get<float>();
                     }
                 };
-                walk(data);
+                walk(data, 0);
                 if (k != count) throw vit::error("pixel_values data shorter than its shape");
             }
             r.n = int(shape[0]);
@@ -176,8 +199,7 @@ inline decoded_request decode_infer(const std::string& body, std::size_t header_
                 if (o.contains("parameters")) {
                     const auto& p = o.at("parameters");
                     if (p.contains("classification")) {
-                        r.classification = p.at("classification").get<int>();
-                        if (r.classification < 1) throw vit::error("classification must be >= 1");
+                        r.classification = int(get_int(p.at("classification"), "classification", 1, INT32_MAX));
                         r.classify_logits = on == "logits";
                     }
                     if (p.contains("binary_data")) r.binary_out = p.at("binary_data").get<bool>() || r.binary_out;
@@ -203,8 +225,7 @@ inline decoded_request decode_hf(const std::string& body, bool is_json) {
         const auto j = nlohmann::json::parse(body);
         r.images.push_back(decode_one(b64decode(j.at("inputs").get<std::string>()), "inputs"));
         if (j.contains("parameters") && j.at("parameters").contains("top_k"))
-            r.top_k = j.at("parameters").at("top_k").get<int>();
-        if (r.top_k < 1) throw vit::error("top_k must be >= 1");
+            r.top_k = int(get_int(j.at("parameters").at("top_k"), "top_k", 1, INT32_MAX));
     } catch (const nlohmann::json::exception& e) {
         throw vit::error(std::string("malformed JSON: ") + e.what());
     }
