@@ -22,6 +22,7 @@
 #include "hub.hpp"
 #include "inputs.hpp"
 #include "parts.hpp"
+#include "rollout.hpp"
 
 namespace {
 
@@ -247,28 +248,6 @@ void heat_colour(double t, double rgb[3]) {
     rgb[2] = clamp01(1.5 - std::abs(4 * t - 1));
 }
 
-// Attention rollout (Abnar & Zuidema, 2020): per layer the head-averaged
-// attention with the residual connection added (0.5 A + 0.5 I, rows
-// renormalised), multiplied through the layers; the CLS row says how much
-// each patch flows into the CLS token the classifier reads. Rollout rather
-// than the last layer alone: in ViTs the last layer's CLS attention is often
-// concentrated on a few "register-like" background tokens.
-std::vector<double> attention_rollout(const vit::output<float>& out, int heads) {
-    const int T = out.tokens;
-    Eigen::MatrixXd roll = Eigen::MatrixXd::Identity(T, T);
-    for (const auto& att : out.attentions) {  // [heads * T, T] for image 0
-        Eigen::MatrixXd a = Eigen::MatrixXd::Zero(T, T);
-        for (int h = 0; h < heads; ++h) a += att.block(Eigen::Index(h) * T, 0, T, T).cast<double>();
-        a /= heads;
-        a = 0.5 * a + 0.5 * Eigen::MatrixXd::Identity(T, T);
-        for (int r = 0; r < T; ++r) a.row(r) /= a.row(r).sum();
-        roll = a * roll;
-    }
-    std::vector<double> cls(std::size_t(T - 1));
-    for (int t = 1; t < T; ++t) cls[std::size_t(t - 1)] = roll(0, t);
-    return cls;
-}
-
 void write_attention_map(const vit::image& img, const std::vector<double>& grid, int gh, int gw, const std::string& path) {
     const double lo = *std::min_element(grid.begin(), grid.end()), hi = *std::max_element(grid.begin(), grid.end());
     vit::image out = img;
@@ -455,7 +434,7 @@ int main(int argc, char** argv) {
                 out = model.forward(vit::make_pixel_values<float>(images, pre), fo, &ws);
                 if (!opt.save_input.empty()) vit::save_png(vit::prepare_image(images[0], pre), opt.save_input);
                 if (!opt.attention_map.empty())
-                    write_attention_map(images[0], attention_rollout(out, cfg.num_attention_heads),
+                    write_attention_map(images[0], rollout::attention_rollout(out, cfg.num_attention_heads),
                                         pre.height / cfg.patch_size, pre.width / cfg.patch_size, opt.attention_map);
             }
             std::size_t row = 0;

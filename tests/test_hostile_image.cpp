@@ -149,6 +149,20 @@ TEST_CASE("hostile images: PNM header numbers beyond int", "[hostile][image]") {
     CHECK_THROWS_WITH(decode("P6 999999999 1 255\n", "nine.ppm"), Contains("nine.ppm: "));
 }
 
+TEST_CASE("hostile images: a few bytes claiming millions of pixels are refused", "[hostile][image]") {
+    // Found by fuzz_serve: a 27-byte run-length TGA of 55512x8272 pixels,
+    // which stb fills from nothing, one pixel at a time.
+    const std::string tga("\x50\x00\x0a\x61\x6b\x02\x50\x36\x0a\x32\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\xd8\xd8\xd8\xd8\x20\x03", 27);
+    CHECK_THROWS_WITH(decode(tga, "short.tga"), Contains("short.tga: truncated image (") && Contains("27 bytes"));
+    // A whole small TGA still decodes: 2x1, uncompressed, 24-bit.
+    const std::string ok("\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x01\x00\x18\x20"
+                         "\x01\x02\x03\x04\x05\x06", 24);
+    const vit::image img = decode(ok, "ok.tga");
+    CHECK(img.width == 2);
+    CHECK(img.height == 1);
+    CHECK(img.rgb == std::vector<std::uint8_t>{3, 2, 1, 6, 5, 4});
+}
+
 TEST_CASE("hostile images: JPEG data behind fill bytes is not handed to stb's JPEG decoder", "[hostile][image]") {
     // Found by fuzz_image: FF FF FF FF FF D8 ... is not a JPEG to Pillow, but
     // stb_image decoded it, and its Huffman table builder wrote past

@@ -3,9 +3,10 @@
 
 Seeds are small on purpose (the fuzzer mutates them, big seeds only slow it
 down): a few tensors cut out of a fixture checkpoint, the fixtures' JSON files,
-a torch.save-style archive built here without torch, and tiny images in each
-format the decoder accepts. Needs only the Python standard library and g++
-with Debian's libstb (for a JPEG); rerun after changing a fixture.
+a torch.save-style archive built here without torch, tiny images in each
+format the decoder accepts, and vit-serve request bodies of each form. Needs
+only the Python standard library and g++ with Debian's libstb (for a JPEG);
+rerun after changing a fixture.
 """
 import json
 import os
@@ -234,8 +235,72 @@ def image_seeds():
     out("image", "exif8_8x6.jpg", data[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + data[2:])
 
 
+# ---- vit-serve request bodies. The first byte is fuzz_serve's mode: 0 OIP
+# JSON, 1 OIP binary (then the header length, 2 bytes little-endian), 2 HF
+# raw image, 3 HF JSON, 4 base64 text.
+
+def oip_json(head):
+    return b"\x00" + json.dumps(head, separators=(",", ":")).encode()
+
+
+def oip_binary(head, raw, header_len=None):
+    h = json.dumps(head, separators=(",", ":")).encode()
+    return b"\x01" + struct.pack("<H", len(h) if header_len is None else header_len) + h + raw
+
+
+def bytes_elements(blobs):
+    return b"".join(struct.pack("<I", len(b)) + b for b in blobs)
+
+
+def serve_seeds():
+    import base64
+    with open(os.path.join(DATA, "images/tiny_7x5.png"), "rb") as f:
+        tiny = f.read()
+    small = png(3, 2, 2, 8, [bytes(range(9)), bytes(range(9, 18))])
+    ppm = b"P6\n2 1\n255\n" + bytes(range(6))
+    b64 = lambda d: base64.b64encode(d).decode()  # noqa: E731
+    def image_input(n, **kw):
+        return dict({"name": "image", "datatype": "BYTES", "shape": [n]}, **kw)
+    def pixel_input(**kw):
+        return dict({"name": "pixel_values", "datatype": "FP32", "shape": [1, 3, 2, 2]}, **kw)
+    values = [round(0.25 * i - 1.5, 2) for i in range(12)]
+    nested = [[[values[c * 4 + y * 2:c * 4 + y * 2 + 2] for y in range(2)] for c in range(3)]]
+    classify = [{"name": "logits", "parameters": {"classification": 3}}, {"name": "embeddings"}]
+
+    out("serve", "oip_image_tiny_png", oip_json({"id": "r1", "inputs": [image_input(1, data=[b64(tiny)])]}))
+    out("serve", "oip_images_classify", oip_json({"inputs": [image_input(2, data=[b64(small), b64(ppm)])],
+                                                   "outputs": classify}))
+    out("serve", "oip_pixels_nested", oip_json({"inputs": [pixel_input(data=nested)],
+                                                "outputs": [{"name": "embeddings"}]}))
+    out("serve", "oip_pixels_flat", oip_json({"id": "flat", "inputs": [pixel_input(data=values)],
+                                              "parameters": {"binary_data_output": True}}))
+    out("serve", "bin_images", oip_binary({"inputs": [image_input(2, parameters={"binary_data_size": len(bytes_elements([small, ppm]))})],
+                                           "outputs": [{"name": "logits", "parameters": {"classification": 2, "binary_data": True}}]},
+                                          bytes_elements([small, ppm])))
+    raw = struct.pack("<12f", *values)
+    out("serve", "bin_pixels", oip_binary({"inputs": [pixel_input(parameters={"binary_data_size": len(raw)})],
+                                           "parameters": {"binary_data_output": True},
+                                           "outputs": [{"name": "embeddings", "parameters": {"binary_data": True}}]}, raw))
+    # A binary header with the inputs in JSON (no binary_data_size).
+    out("serve", "bin_header_only", oip_binary({"inputs": [pixel_input(data=values)]}, b""))
+    out("serve", "hf_raw_png", b"\x02" + tiny)
+    out("serve", "hf_raw_ppm", b"\x02" + ppm)
+    out("serve", "hf_json", b"\x03" + json.dumps({"inputs": b64(small), "parameters": {"top_k": 3}}).encode())
+    out("serve", "b64_text", b"\x04" + b64(small).encode())
+    out("serve", "b64_wrapped", b"\x04" + b"QUJD\r\nRA==")
+    # Broken ones, each refused for a different reason.
+    out("serve", "bad_bin_truncated_element", oip_binary({"inputs": [image_input(1, parameters={"binary_data_size": 10})]},
+                                                         struct.pack("<I", 100) + ppm[:6]))
+    out("serve", "bad_bin_header_len", oip_binary({"inputs": [pixel_input(parameters={"binary_data_size": 48})]}, raw, 0xffff))
+    out("serve", "bad_pixels_short", oip_json({"inputs": [pixel_input(data=values[:11])]}))
+    out("serve", "bad_unknown_output", oip_json({"inputs": [pixel_input(data=values)], "outputs": [{"name": "probs"}]}))
+    out("serve", "bad_base64", oip_json({"inputs": [image_input(1, data=["iVBOR*w0KGgo="])]}))
+    out("serve", "bad_hf_json", b"\x03" + b'{"inputs": 5, "parameters": {"top_k": 0}')
+
+
 if __name__ == "__main__":
     safetensors_seeds()
     config_seeds()
     pytorch_seeds()
     image_seeds()
+    serve_seeds()

@@ -1,15 +1,15 @@
 #!/bin/sh
 # Builds the libFuzzer targets and runs each for SECONDS, one after the other.
-#   tests/fuzz/run.sh SECONDS [TARGET...]     TARGET: safetensors config pytorch image
+#   tests/fuzz/run.sh SECONDS [TARGET...]     TARGET: safetensors config pytorch image serve
 # Prints execs/s and the final corpus size of each; exits non-zero if any
 # target finds a crash, a leak, a timeout or a sanitizer report (the input is
 # then in $BUILD/artifacts/). Environment: BUILD (default build-fuzz in the
 # source tree), JOBS (build parallelism, default 2), NICE (default 10).
 set -eu
 
-seconds=${1:?usage: run.sh SECONDS [safetensors|config|pytorch|image ...]}
+seconds=${1:?usage: run.sh SECONDS [safetensors|config|pytorch|image|serve ...]}
 shift
-targets=${*:-safetensors config pytorch image}
+targets=${*:-safetensors config pytorch image serve}
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 build=${BUILD:-$src/build-fuzz}

@@ -460,6 +460,12 @@ inline image decode_other(const std::uint8_t* data, std::size_t size, const std:
     int w = 0, h = 0, n = 0;
     if (!stbi_info_from_memory(data, len, &w, &h, &n)) throw error(name + ": not an image (stb_image: " + stb_reason() + ")");
     check_pixel_limit(name, std::uint64_t(w), std::uint64_t(h), limits);
+    // Run-length TGA and PSD hold at most 64 pixels per byte; stb pads a short
+    // file with zeros, so a 27-byte file could claim 89M pixels and cost
+    // seconds (found by fuzz_serve). Pillow refuses truncated files too.
+    if (std::uint64_t(w) * std::uint64_t(h) > 128 * std::uint64_t(size))
+        throw error(name + ": truncated image (" + std::to_string(w) + "x" + std::to_string(h) +
+                    " pixels cannot come from " + std::to_string(size) + " bytes)");
     // Native channels, converted by to_rgb: stb's own channel conversion has
     // had buffer overruns (16-bit PNM, found by fuzzing Debian's libstb 2022-09).
     stb_buffer<stbi_uc> px(stbi_load_from_memory(data, len, &w, &h, &n, 0));
