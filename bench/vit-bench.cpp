@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <random>
 #include <sstream>
 #include <string>
@@ -37,6 +38,9 @@ model, and the process's peak resident memory.
                      labels need, as vit-classify and model::classify do
   --profile          also time each stage of the forward pass (layer norms,
                      projections, attention, MLP, ...) over the timed calls
+  --image FILE       also time decoding and preprocessing FILE (the bytes in
+                     memory, decode_image then make_pixel_values, as
+                     vit-serve does per request): decode_s, the median
   --json             one JSON object: median_s_per_image, min/max, load_s,
                      ready_s (process start to loaded model), first_s_per_image
                      (a call right after load), packed_s (to background
@@ -63,6 +67,11 @@ double seconds_since_process_start() {
     return uptime - double(start_ticks) / double(sysconf(_SC_CLK_TCK));
 }
 
+double median_of(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
 double peak_rss_mb() {
     struct rusage ru {};
     getrusage(RUSAGE_SELF, &ru);
@@ -72,7 +81,7 @@ double peak_rss_mb() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string dir, dtype = "f32";
+    std::string dir, dtype = "f32", image_path;
     int batch = 1, threads = 2, reps = 10, warmup = 2;
     bool json = false, profile = false, all_tokens = false;
     for (int i = 1; i < argc; ++i) {
@@ -91,6 +100,7 @@ int main(int argc, char** argv) {
             else if (a == "--dtype") dtype = next();
             else if (a == "--reps") reps = std::stoi(next());
             else if (a == "--warmup") warmup = std::stoi(next());
+            else if (a == "--image") image_path = next();
             else if (a == "--json") json = true;
             else if (a == "--profile") profile = true;
             else if (a == "--all-tokens") all_tokens = true;
@@ -146,8 +156,21 @@ int main(int argc, char** argv) {
             per_image.push_back((now() - s) / batch);
         }
         std::sort(per_image.begin(), per_image.end());
-        const double median = per_image.size() % 2 ? per_image[per_image.size() / 2]
-                                                   : 0.5 * (per_image[per_image.size() / 2 - 1] + per_image[per_image.size() / 2]);
+        const double median = median_of(per_image);
+        double decode_s = -1;
+        if (!image_path.empty()) {
+            std::ifstream f(image_path, std::ios::binary);
+            if (!f) throw vit::error("cannot read image " + image_path);
+            const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+            const vit::preprocess_config pre = m.preprocessing();
+            std::vector<double> dec;
+            for (int i = 0; i < warmup + reps; ++i) {
+                const double s = now();
+                const auto p = vit::make_pixel_values<float>({vit::decode_image(bytes.data(), bytes.size(), image_path)}, pre);
+                if (i >= warmup) dec.push_back(now() - s);
+            }
+            decode_s = median_of(dec);
+        }
         nlohmann::json j = {{"model", dir},
                             {"dtype", dtype},
                             {"batch", batch},
@@ -162,6 +185,7 @@ int main(int argc, char** argv) {
                             {"packed_s", packed_s},
                             {"first_s_per_image", first_s},
                             {"peak_rss_mb", peak_rss_mb()}};
+        if (decode_s >= 0) j["decode_s"] = decode_s;
         // Per image, averaged over the timed calls.
         const double per = 1.0 / (double(reps) * batch);
         if (profile) {
@@ -178,6 +202,7 @@ int main(int argc, char** argv) {
             std::printf("load %.3f s (process start to loaded model %.3f s, to packed weights %.3f s), first call "
                         "%.4f s/image, peak RSS %.0f MB\n",
                         load_s, ready_s, packed_s, first_s, peak_rss_mb());
+            if (decode_s >= 0) std::printf("decode and preprocess %s: median %.4f s\n", image_path.c_str(), decode_s);
             if (profile) {
                 std::printf("%-18s %10s %7s\n", "stage", "ms/image", "share");
                 for (const auto& s : vit::profile::stages())
