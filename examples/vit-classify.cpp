@@ -43,9 +43,13 @@ options:
   --json             one JSON object per line per image:
                      {"image": ..., "predictions": [{"label", "index", "score"}, ...]}
   --logits           with --json or --output: add "logits", every raw logit
-  --features         print the image embedding as JSON instead of labels: the
-                     pooler output of a ViTModel checkpoint that has one, else the
-                     CLS token after the final LayerNorm; works without a classifier
+  --features         print the image embedding as JSON instead of labels, its
+                     "kind" the output it is: CLIP's image_embeds, else the
+                     pooler_output (DINOv2, SigLIP, a ViTModel with a pooler),
+                     else the cls_embedding (the CLS token after the final
+                     LayerNorm); works without a classifier
+  --normalize        with --features: L2-normalised vectors (a dot product is
+                     then the cosine similarity, as retrieval uses)
   --attention-map F  write F (PNG): where the model looks (attention rollout over
                      all layers) as a heat map over the image; one image only
   --save-input F     write F (PNG): the RGB image the model sees, after EXIF
@@ -100,7 +104,7 @@ examples:
 struct options {
     std::string model;
     int top_k = 5;
-    bool json = false, logits = false, features = false;
+    bool json = false, logits = false, features = false, normalize = false;
     std::string attention_map, save_input;
     int width = 0, height = 0;
     int batch = 8;
@@ -159,6 +163,8 @@ options parse_args(int argc, char** argv) {
             o.logits = true;
         } else if (a == "--features") {
             o.features = true;
+        } else if (a == "--normalize") {
+            o.normalize = true;
         } else if (a == "--attention-map") {
             o.attention_map = value(i);
         } else if (a == "--save-input") {
@@ -203,6 +209,7 @@ options parse_args(int argc, char** argv) {
     if (o.inputs.args.empty() && o.inputs.files_from.empty()) usage_error("no image given");
     if (o.logits && !o.json && o.output.empty()) usage_error("--logits goes with --json or --output");
     if (o.resume && o.output.empty()) usage_error("--resume goes with --output");
+    if (o.normalize && !o.features) usage_error("--normalize goes with --features");
     if (!o.output.empty() && (!o.attention_map.empty() || !o.save_input.empty()))
         usage_error("--attention-map and --save-input take one image; they do not go with --output");
     try {
@@ -270,6 +277,14 @@ void write_attention_map(const vit::image& img, const std::vector<double>& grid,
     vit::save_png(out, path);
 }
 
+// v / |v| (a zero vector stays zero), the sum in double.
+void l2_normalize(std::vector<float>& v) {
+    double ss = 0;
+    for (float x : v) ss += double(x) * double(x);
+    if (ss > 0)
+        for (float& x : v) x = float(double(x) / std::sqrt(ss));
+}
+
 nlohmann::json to_json_array(const float* v, Eigen::Index n) {
     nlohmann::json a = nlohmann::json::array();
     for (Eigen::Index i = 0; i < n; ++i) a.push_back(v[i]);
@@ -302,8 +317,10 @@ run_setup setup(const options& opt) {
         r.pre.height = opt.height;
         r.pre.do_resize = true;
     }
-    if (!opt.features && r.model.config().arch != vit::architecture::image_classification)
-        throw vit::error(r.dir + ": a ViTModel checkpoint has no classifier; use --features for its embeddings");
+    const vit::config& c = r.model.config();
+    if (!opt.features && c.arch != vit::architecture::image_classification)
+        throw vit::error(r.dir + ": a " + (c.architecture_name.empty() ? std::string("backbone") : c.architecture_name) +
+                         " checkpoint has no classifier; use --features for its embeddings");
     const std::vector<std::string> all = inputs::expand(opt.inputs);
     if (all.empty()) throw vit::error("no images found in the given inputs");
     for (const auto& f : all)
@@ -395,7 +412,7 @@ int main(int argc, char** argv) {
     std::optional<part_output> parts_out;
     try {
         run.emplace(setup(opt));
-        if (!opt.output.empty()) parts_out.emplace(opt, std::size_t(run->model.config().hidden_size));
+        if (!opt.output.empty()) parts_out.emplace(opt, std::size_t(run->model.embedding_size()));
     } catch (const std::exception& e) {
         std::cerr << "vit-classify: " << e.what() << "\n";
         return fatal;
@@ -450,15 +467,15 @@ int main(int argc, char** argv) {
                 }
                 const Eigen::Index r = Eigen::Index(row++);
                 if (opt.features) {
-                    const bool pooled = model.has_pooler();
-                    const auto& m = pooled ? out.pooler_output : out.cls_embedding;
-                    nlohmann::json j{{"image", todo[i]}, {"kind", pooled ? "pooler_output" : "cls_embedding"}};
+                    std::vector<float> v(model.embedding(out).row(r).data(),
+                                         model.embedding(out).row(r).data() + model.embedding_size());
+                    if (opt.normalize) l2_normalize(v);
+                    nlohmann::json j{{"image", todo[i]}, {"kind", model.embedding_kind()}};
+                    if (opt.normalize) j["normalized"] = true;
                     if (parts_out) {
-                        if (std::size_t(m.cols()) != std::size_t(cfg.hidden_size))
-                            throw vit::error("the embedding is " + std::to_string(m.cols()) + " wide, not hidden_size");
-                        parts_out->add(j, m.row(r).data());
+                        parts_out->add(j, v.data());
                     } else {
-                        j["features"] = to_json_array(m.row(r).data(), m.cols());
+                        j["features"] = to_json_array(v.data(), Eigen::Index(v.size()));
                         std::cout << j.dump() << "\n";
                     }
                     continue;

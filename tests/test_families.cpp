@@ -236,3 +236,62 @@ TEST_CASE("SigLIP vision: last_hidden_state, pooler_output (MAP head) within 1e-
     const vit::model m = vit::load_model(fixture("siglip-tiny", "model"));
     CHECK(m.forward(vit::pixel_values<float>(1, 3, 224, 224)).tokens == 196);
 }
+
+TEST_CASE("each family's image embedding: its kind, width and transformers' values", "[family][embedding]") {
+    // The output users retrieve with, per family, from transformers' own
+    // get_image_features / pooler_output; the classifiers fall back to CLS.
+    const std::vector<std::pair<std::string, std::string>> want_kind = {
+        {"dinov2-tiny", "pooler_output"},           {"dinov2-registers-tiny", "pooler_output"},
+        {"dinov2-tiny-cls", "cls_embedding"},       {"clip-tiny", "image_embeds"},
+        {"siglip-tiny", "pooler_output"},           {"deit-tiny-distilled", "cls_embedding"}};
+    for (const auto& [name, kind] : want_kind) {
+        INFO(name);
+        const vit::model m = vit::load_model(fixture(name, "model"));
+        CHECK(std::string(m.embedding_kind()) == kind);
+        CHECK(m.embedding_size() == (kind == "image_embeds" ? m.config().projection_dim : m.config().hidden_size));
+        const test::reference ref(fixture(name, "reference.safetensors"));
+        const vit::output<float> out = m.forward(fixture_pixels<float>(ref, {"coco_cats.resized_u8"}));
+        const vit::matrix<float>& e = m.embedding(out);
+        CHECK(e.rows() == 1);
+        CHECK(e.cols() == m.embedding_size());
+        if (ref.has("coco_cats." + kind)) CHECK(test::max_abs_diff(e, ref.get("coco_cats." + kind).values) <= 1e-5);
+        else CHECK(e == out.cls_embedding);  // the classifiers store no embedding
+    }
+}
+
+namespace {
+
+double cosine(const vit::matrix<float>& a, const vit::matrix<float>& b, Eigen::Index row) {
+    const Eigen::VectorXd x = a.row(row).cast<double>().transpose(), y = b.row(row).cast<double>().transpose();
+    return x.dot(y) / (x.norm() * y.norm());
+}
+
+// The lowest cosine similarity, over the fixture images, of the embeddings in
+// `prec` to float32's.
+double lowest_cosine(const std::string& name, vit::precision prec) {
+    vit::load_options lo;
+    lo.compute = prec;
+    const vit::model f32 = vit::load_model(fixture(name, "model")), low = vit::load_model(fixture(name, "model"), lo);
+    const test::reference ref(fixture(name, "reference.safetensors"));
+    std::vector<std::string> keys;
+    for (const auto& img : family_images) keys.push_back(img.first + ".resized_u8");
+    const vit::pixel_values<float> px = fixture_pixels<float>(ref, keys);
+    const vit::output<float> a = f32.forward(px), b = low.forward(px);
+    double worst = 1;
+    for (Eigen::Index r = 0; r < Eigen::Index(keys.size()); ++r)
+        worst = std::min(worst, cosine(f32.embedding(a), low.embedding(b), r));
+    return worst;
+}
+
+}  // namespace
+
+TEST_CASE("bf16 and int8 embeddings of DINOv2 and CLIP: cosine to float32", "[family][embedding][precision]") {
+    for (const std::string name : {"dinov2-tiny", "dinov2-tiny-swiglu", "dinov2-registers-tiny", "clip-tiny"}) {
+        INFO(name);
+        const double bf16 = lowest_cosine(name, vit::precision::bf16), int8 = lowest_cosine(name, vit::precision::int8);
+        WARN(name << ": lowest cosine to float32, bf16 " << bf16 << ", int8 " << int8);
+        CHECK(bf16 >= 0.999);
+        CHECK(int8 >= 0.99);
+        CHECK(bf16 < 1.0);  // the low precision did run
+    }
+}

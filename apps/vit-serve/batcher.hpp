@@ -21,7 +21,7 @@ namespace serve {
 struct job_result {
     std::string error;            // empty on success
     vit::matrix<float> logits;    // [n, labels] (image classification only)
-    vit::matrix<float> embeddings;  // [n, hidden]
+    vit::matrix<float> embeddings;  // [n, model.embedding_size()]
     std::vector<double> rollout;    // attention jobs: CLS rollout over the patch grid
     int batch_size = 0;           // images in the forward this job rode in
     double queue_s = 0, infer_s = 0;
@@ -129,7 +129,7 @@ private:
         }
         const double infer_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (stats_.on_forward && shared.error.empty()) stats_.on_forward(images, infer_s);
-        const auto& emb = model_.has_pooler() ? out.pooler_output : out.cls_embedding;
+        const auto& emb = model_.embedding(out);
         Eigen::Index row = 0;
         for (auto& j : batch) {
             job_result r;

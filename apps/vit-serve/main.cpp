@@ -257,7 +257,7 @@ private:
         nlohmann::json outputs = nlohmann::json::array();
         if (cfg.arch == vit::architecture::image_classification)
             outputs.push_back({{"name", "logits"}, {"datatype", "FP32"}, {"shape", {-1, cfg.num_labels()}}});
-        outputs.push_back({{"name", "embeddings"}, {"datatype", "FP32"}, {"shape", {-1, cfg.hidden_size}}});
+        outputs.push_back({{"name", "embeddings"}, {"datatype", "FP32"}, {"shape", {-1, st_.model->embedding_size()}}});
         return {{"name", st_.opt.name},
                 {"versions", {"1"}},
                 {"platform", "vit"},

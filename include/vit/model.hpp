@@ -96,6 +96,20 @@ public:
     const preprocess_config& preprocessing() const { return preprocess_; }
     bool has_pooler() const { return has_pooler_; }
 
+    // The image embedding (what vit-classify --features and vit-serve's
+    // "embeddings" give): CLIP's image_embeds where there is a projection,
+    // else the pooler_output where forward computes one (DINOv2, SigLIP,
+    // CLIP, a ViTModel with a pooler), else the CLS token after the final
+    // LayerNorm (cls_embedding; the classifiers).
+    const char* embedding_kind() const {
+        return has_projection_ ? "image_embeds" : computes_pooler() ? "pooler_output" : "cls_embedding";
+    }
+    int embedding_size() const { return has_projection_ ? config_.projection_dim : config_.hidden_size; }
+    // That embedding's rows in a forward's output: [batch, embedding_size()].
+    const matrix<T>& embedding(const output<T>& out) const {
+        return has_projection_ ? out.image_embeds : computes_pooler() ? out.pooler_output : out.cls_embedding;
+    }
+
     // The k most probable labels of an image file, preprocessed as the
     // checkpoint's image processor does, on every core (see forward without
     // a workspace). Needs <vit/image.hpp> (or <vit/vit.hpp>).
@@ -140,7 +154,7 @@ public:
         if (opt.output_last_hidden_state) out.last_hidden_state.resize(B * Tk, H);
         if (family != model_family::siglip) out.cls_embedding.resize(B, H);
         if (config_.arch == architecture::image_classification) out.logits.resize(B, config_.num_labels());
-        else if (has_pooler_ || family != model_family::vit) out.pooler_output.resize(B, H);
+        else if (computes_pooler()) out.pooler_output.resize(B, H);
         if (family == model_family::deit_distilled) {
             out.cls_logits.resize(B, config_.num_labels());
             out.distillation_logits.resize(B, config_.num_labels());
@@ -477,6 +491,10 @@ private:
         if (px.data.size() != std::size_t(px.batch) * px.channels * px.height * px.width)
             throw error("forward: pixel_values holds " + std::to_string(px.data.size()) + " values, its shape needs " +
                         std::to_string(std::size_t(px.batch) * px.channels * px.height * px.width));
+    }
+
+    bool computes_pooler() const {
+        return config_.arch != architecture::image_classification && (has_pooler_ || config_.family != model_family::vit);
     }
 
     // The checkpoint's position embeddings, or (transformers'
