@@ -158,3 +158,62 @@ TEST_CASE("vit-classify: a progress bar on a terminal, none in a pipe") {
     CHECK(piped.status == 0);
     CHECK(piped.out.find("images/s") == std::string::npos);
 }
+
+namespace {
+
+std::vector<double> unit(std::vector<double> v) {
+    double ss = 0;
+    for (double x : v) ss += x * x;
+    for (double& x : v) x /= std::sqrt(ss);
+    return v;
+}
+
+}  // namespace
+
+TEST_CASE("vit-classify --features --normalize on CLIP: unit image_embeds of transformers'") {
+    const auto r = run("--model '" + test::data("clip-tiny/model") + "' --features --normalize '" +
+                       test::data("images/coco_cats.png") + "' '" + test::data("images/coffee.jpg") + "'");
+    REQUIRE(r.status == 0);
+    const auto lines = json_lines(r.out);
+    REQUIRE(lines.size() == 2);
+    const test::reference ref(test::data("clip-tiny/reference.safetensors"));
+    for (std::size_t k = 0; k < 2; ++k) {
+        const auto& j = lines[k];
+        const std::string stem = k == 0 ? "coco_cats" : "coffee";
+        INFO(stem);
+        CHECK(j.at("kind") == "image_embeds");
+        CHECK(j.at("normalized") == true);
+        const auto raw = ref.get(stem + ".image_embeds").values;
+        const std::vector<double> want = unit(std::vector<double>(raw.begin(), raw.end()));
+        REQUIRE(j.at("features").size() == want.size());
+        double norm = 0;
+        for (std::size_t i = 0; i < want.size(); ++i) {
+            const double x = j.at("features").at(i).get<double>();
+            norm += x * x;
+            CHECK(std::abs(x - want[i]) < 1e-5);
+        }
+        CHECK(std::abs(std::sqrt(norm) - 1) < 1e-6);
+    }
+}
+
+TEST_CASE("vit-classify --normalize without --features is a usage error") {
+    const auto r = run("--model '" + tiny + "' --normalize '" + test::data("images/coco_cats.png") + "' 2>&1");
+    CHECK(r.status == 2);
+    CHECK(r.out.find("--normalize goes with --features") != std::string::npos);
+}
+
+#ifdef VIT_SIMILARITY
+TEST_CASE("examples/similarity: the cosine of transformers' DINOv2 pooler outputs") {
+    const auto r = test::run_shell("'" + std::string(VIT_SIMILARITY) + "' '" + test::data("dinov2-tiny/model") + "' '" +
+                                   test::data("images/coco_cats.png") + "' '" + test::data("images/chelsea.png") + "'");
+    REQUIRE(r.status == 0);
+    const test::reference ref(test::data("dinov2-tiny/reference.safetensors"));
+    const auto a = ref.get("coco_cats.pooler_output").values, b = ref.get("chelsea.pooler_output").values;
+    double ab = 0, aa = 0, bb = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) ab += double(a[i]) * b[i], aa += double(a[i]) * a[i], bb += double(b[i]) * b[i];
+    const double want = ab / std::sqrt(aa * bb);
+    INFO(r.out);
+    REQUIRE(r.out.rfind("pooler_output cosine ", 0) == 0);
+    CHECK(std::abs(std::stod(r.out.substr(21)) - want) < 1e-5);
+}
+#endif
