@@ -91,6 +91,17 @@ class Server:
                     raise AssertionError("timed out waiting for a line from vit-serve; stderr:\n" + "\n".join(self.lines))
                 self._cv.wait(min(left, 0.2))
 
+    def wait_count(self, pred, n, timeout=10):
+        """Waits until n JSON stderr lines satisfy pred (a request's log line
+        may land just after its response) and returns how many did."""
+        end = time.monotonic() + timeout
+        while True:
+            count = sum(1 for j in self.log() if isinstance(j, dict) and pred(j))
+            if count >= n or time.monotonic() >= end:
+                return count
+            with self._cv:
+                self._cv.wait(0.1)
+
     def signal(self, sig=signal.SIGTERM):
         self.proc.send_signal(sig)
 
