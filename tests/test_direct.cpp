@@ -69,7 +69,8 @@ struct epilogue_case {
 
 std::vector<epilogue_case> all_epilogues() {
     std::vector<epilogue_case> out;
-    for (activation act : {activation::none, activation::gelu_erf, activation::gelu_tanh, activation::relu})
+    for (activation act : {activation::none, activation::gelu_erf, activation::gelu_tanh, activation::relu,
+                           activation::quick_gelu})
         for (bool bias : {false, true})
             for (res_mode rm : {res_mode::none, res_mode::separate, res_mode::alias}) out.push_back({act, bias, rm});
     return out;

@@ -64,7 +64,8 @@ void reference(const problem& p, const std::vector<float>& w, const std::vector<
         }
 }
 
-const activation all_acts[] = {activation::none, activation::gelu_erf, activation::gelu_tanh, activation::relu};
+const activation all_acts[] = {activation::none, activation::gelu_erf, activation::gelu_tanh, activation::relu,
+                               activation::quick_gelu};
 
 struct shape {
     std::int64_t m, n, k;
@@ -187,17 +188,21 @@ TEST_CASE("vectorised activations are accurate to a few ulp", "[gemm]") {
                     case activation::gelu_tanh:
                         want = xv / (1 + std::exp(-2 * 0.79788456080286535588L * (xv + 0.044715L * xv * xv * xv)));
                         break;
+                    case activation::quick_gelu: want = xv / (1 + std::exp(-1.702L * xv)); break;
                 }
                 // AVX-512 epilogue: relative error within a few units of 2^-24
                 // (erf GELU: erfc-based, so also in the negative tail; tanh
-                // GELU: plus the conditioning of exp(-2y), up to 8|y| units). The
+                // GELU: plus the conditioning of exp(-2y), up to 8|y| units;
+                // quick GELU likewise with exp(-1.702 x)). The
                 // scalar epilogue (AVX2, portable) is the textbook float
                 // formula, whose 1 + erf cancels in the tail: there, absolute
                 // error in units of |x| 2^-24. Results below 1e-30 count as 0.
                 const long double y = 0.79788456080286535588L * (xv + 0.044715L * xv * xv * xv);
                 const long double scale = kern == gemm_kernel::avx512 ? std::max(std::fabs(want), 1e-30L)
                                                                       : std::max(std::fabs(xv), 1e-30L);
-                const long double allowed = act == activation::gelu_tanh ? 8 + 8 * std::fabs(y) : 8;
+                const long double allowed = act == activation::gelu_tanh    ? 8 + 8 * std::fabs(y)
+                                            : act == activation::quick_gelu ? 8 + 8 * std::fabs(1.702L * xv)
+                                                                            : 8;
                 const double err = double(std::fabs(c[i] - want) / scale / std::ldexp(1.0, -24) / allowed);
                 worst = std::max(worst, err);
             }

@@ -381,11 +381,11 @@ private:
         // them; int8 keeps float32 attention (its accuracy, BENCHMARKS.md).
         attention_kernel_ = detail::resolve_attention<T>(compute == precision::bf16 ? detail::attention_kernel::bf16
                                                                                     : detail::attention_kernel::f32);
-        // quick_gelu is applied after its product (encoder_layer), not fused.
-        act_ = c.act == hidden_act::gelu        ? detail::activation::gelu_erf
-               : c.act == hidden_act::gelu_tanh ? detail::activation::gelu_tanh
-               : c.act == hidden_act::relu      ? detail::activation::relu
-                                                : detail::activation::none;
+        act_ = c.act == hidden_act::gelu         ? detail::activation::gelu_erf
+               : c.act == hidden_act::gelu_tanh  ? detail::activation::gelu_tanh
+               : c.act == hidden_act::relu       ? detail::activation::relu
+               : c.act == hidden_act::quick_gelu ? detail::activation::quick_gelu
+                                                 : detail::activation::none;
         const index_t H = c.hidden_size, P = c.patch_size, C = c.num_channels;
         const model_family family = c.family;
         const bool dinov2 = family == model_family::dinov2 || family == model_family::dinov2_registers;
@@ -430,7 +430,7 @@ private:
             try {
                 const detail::block_names n =
                     dinov2  ? detail::dinov2_names::layer(l, c.use_swiglu_ffn)
-                    : tower ? detail::clip_names::layer(l, c.act == hidden_act::quick_gelu)
+                    : tower ? detail::clip_names::layer(l)
                             : detail::vit_block(l);
                 layers_[std::size_t(l)].load(w, n, c, compute, defer);
             } catch (...) {

@@ -10,7 +10,7 @@
 
 namespace vit::detail {
 
-enum class activation { none, gelu_erf, gelu_tanh, relu };
+enum class activation { none, gelu_erf, gelu_tanh, relu, quick_gelu };
 
 template <class T>
 inline T activate(activation act, T x) {
@@ -22,6 +22,7 @@ inline T activate(activation act, T x) {
             return T(0.5) * x * (T(1) + std::tanh(c * (x + T(0.044715) * x * x * x)));
         }
         case activation::relu: return x > T(0) ? x : T(0);
+        case activation::quick_gelu: return x / (T(1) + std::exp(T(-1.702) * x));  // x sigmoid(1.702 x), CLIP's
     }
     return x;
 }

@@ -343,6 +343,8 @@ inline void direct_epilogue_any(activation act, const float* ct, std::int64_t ld
         case activation::gelu_tanh:
             return direct_epilogue<activation::gelu_tanh>(ct, ldct, m, cols, c, ldc, bias, res, ldr);
         case activation::relu: return direct_epilogue<activation::relu>(ct, ldct, m, cols, c, ldc, bias, res, ldr);
+        case activation::quick_gelu:
+            return direct_epilogue<activation::quick_gelu>(ct, ldct, m, cols, c, ldc, bias, res, ldr);
     }
 }
 
@@ -374,6 +376,8 @@ inline void direct_tail_epilogue_any(activation act, const float* ctail, std::in
             return direct_tail_epilogue<activation::gelu_tanh>(ctail, ldt, tail, cols, c, ldc, bias, res, ldr);
         case activation::relu:
             return direct_tail_epilogue<activation::relu>(ctail, ldt, tail, cols, c, ldc, bias, res, ldr);
+        case activation::quick_gelu:
+            return direct_tail_epilogue<activation::quick_gelu>(ctail, ldt, tail, cols, c, ldc, bias, res, ldr);
     }
 }
 

@@ -181,6 +181,12 @@ VIT_AVX512_INLINE __m512 gelu_tanh_ps(__m512 x) {
     return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.f), e));
 }
 
+// x sigmoid(1.702 x) = x / (1 + exp(-1.702 x)): CLIP's quick_gelu.
+VIT_AVX512_INLINE __m512 quick_gelu_ps(__m512 x) {
+    const __m512 e = exp_ps(_mm512_mul_ps(x, _mm512_set1_ps(-1.702f)), _mm512_setzero_ps());
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.f), e));
+}
+
 // Coarse: the bf16 and int8 layers' GELU (gelu_erf_coarse_ps).
 template <activation A, bool Coarse = false>
 VIT_AVX512_INLINE __m512 activate_ps(__m512 v) {
@@ -188,6 +194,7 @@ VIT_AVX512_INLINE __m512 activate_ps(__m512 v) {
     if constexpr (A == activation::gelu_erf) return gelu_erf_ps(v);
     if constexpr (A == activation::gelu_tanh) return gelu_tanh_ps(v);
     if constexpr (A == activation::relu) return max_ps(v, _mm512_setzero_ps());
+    if constexpr (A == activation::quick_gelu) return quick_gelu_ps(v);
     return v;
 }
 
@@ -235,6 +242,8 @@ inline void epilogue_rows_any(activation act, float* c, std::int64_t ldc, int ro
             return epilogue_rows<activation::gelu_tanh, Coarse>(c, ldc, rows, vecs, mask, bias, res, ldr);
         case activation::relu:
             return epilogue_rows<activation::relu, Coarse>(c, ldc, rows, vecs, mask, bias, res, ldr);
+        case activation::quick_gelu:
+            return epilogue_rows<activation::quick_gelu, Coarse>(c, ldc, rows, vecs, mask, bias, res, ldr);
     }
 }
 

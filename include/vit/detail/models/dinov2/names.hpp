@@ -21,8 +21,7 @@ inline block_names layer(index_t l, bool swiglu) {
             p + (swiglu ? "mlp.weights_out" : "mlp.fc2"),
             p + "layer_scale1.lambda1",
             p + "layer_scale2.lambda1",
-            swiglu,
-            false};
+            swiglu};
 }
 
 // The classifier's checkpoint nests the model under its base_model_prefix.

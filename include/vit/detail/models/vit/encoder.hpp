@@ -1,6 +1,7 @@
 // The pre-norm Transformer encoder layer of ViT, the block the model
 // families share: x += o_proj(attention(ln_before(x))), x += fc2(act(fc1(ln_after(x)))),
-// with DINOv2's layer scale (x += lambda * branch) and SwiGLU MLP, and CLIP's quick_gelu.
+// with DINOv2's layer scale (x += lambda * branch) and SwiGLU MLP; act is the
+// family's (CLIP's quick_gelu among them), fused into fc1's product.
 #pragma once
 
 #include <algorithm>
@@ -46,7 +47,6 @@ struct block_names {
     std::string ln_before, ln_after, query, key, value, o_proj, fc1, fc2;
     std::string scale1, scale2;  // layer scale lambda1 [H] of each branch, or empty
     bool swiglu = false;         // fc1 = weights_in [2I, H]: silu(first half) * second half
-    bool quick_gelu = false;     // x * sigmoid(1.702 x) after fc1 (not fused in the products)
 };
 
 // ViT's names (vit_names), the classic ones.
@@ -55,7 +55,7 @@ inline block_names vit_block(index_t l) {
     return {name("layernorm_before"),        name("layernorm_after"),        name("attention.attention.query"),
             name("attention.attention.key"), name("attention.attention.value"), name("attention.output.dense"),
             name("intermediate.dense"),      name("output.dense"),           "",
-            "",                              false,                          false};
+            "",                              false};
 }
 
 // x[r, j] += scale[j] * y[r, j]: a layer-scaled residual branch.
@@ -75,7 +75,7 @@ struct encoder_layer {
     linear<T> fc1;                      // intermediate.dense [I, H]
     linear<T> fc2;                      // output.dense [H, I]
     std::vector<T> scale1, scale2;      // layer scale [H], or empty
-    bool swiglu = false, quick_gelu = false;
+    bool swiglu = false;
 
     void load(const weight_source& w, const block_names& n, const config& c, precision compute, bool defer) {
         using spec = typename linear<T>::spec;
@@ -90,7 +90,6 @@ struct encoder_layer {
         if (!n.scale1.empty()) scale1 = w.read<T>(n.scale1, {H});
         if (!n.scale2.empty()) scale2 = w.read<T>(n.scale2, {H});
         swiglu = n.swiglu;
-        quick_gelu = n.quick_gelu;
     }
 
     // The layer's products, in forward order (for background packing).
@@ -144,11 +143,6 @@ struct encoder_layer {
                     const T a = b.mlp[r * 2 * I + j], g = b.mlp[r * 2 * I + I + j];
                     b.mlp[r * I + j] = a / (T(1) + std::exp(-a)) * g;
                 }
-        } else if (quick_gelu) {
-            fc1.run(b.ln, m, H, b.mlp, I, pool);
-            pool.parallel_for(m, [&](index_t r) {
-                for (T* v = b.mlp + r * I; v != b.mlp + (r + 1) * I; ++v) *v = *v / (T(1) + std::exp(T(-1.702) * *v));
-            });
         } else {
             fc1.run(b.ln, m, H, b.mlp, I, pool, s.act);
         }
