@@ -3,10 +3,14 @@
 // references.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
+
+#include <vit/convert.hpp>
 
 #include "helpers.hpp"
 
@@ -293,5 +297,36 @@ TEST_CASE("bf16 and int8 embeddings of DINOv2 and CLIP: cosine to float32", "[fa
         CHECK(bf16 >= 0.999);
         CHECK(int8 >= 0.99);
         CHECK(bf16 < 1.0);  // the low precision did run
+    }
+}
+
+TEST_CASE("vit-convert on each family: the checkpoint loads with its processor, embeddings close", "[family][convert]") {
+    for (const std::string name : {"dinov2-tiny-swiglu", "dinov2-registers-tiny", "clip-tiny", "siglip-tiny", "deit-tiny-distilled"}) {
+        INFO(name);
+        const vit::model f32 = vit::load_model(fixture(name, "model"));
+        const test::reference ref(fixture(name, "reference.safetensors"));
+        std::vector<std::string> keys;
+        for (const auto& img : family_images) keys.push_back(img.first + ".resized_u8");
+        const vit::pixel_values<float> px = fixture_pixels<float>(ref, keys);
+        const vit::output<float> a = f32.forward(px);
+        // Bounds as for bf16 / int8 compute above; file rounding costs the same.
+        for (const auto& c : {std::make_pair(vit::file_dtype::bf16, 0.999), std::make_pair(vit::file_dtype::int8, 0.99)}) {
+            const std::string dst = test::tmp_dir() + "/convert-" + name + (c.first == vit::file_dtype::bf16 ? "-bf16" : "-int8");
+            REQUIRE(std::system(("rm -rf '" + dst + "'").c_str()) == 0);
+            vit::convert_checkpoint(fixture(name, "model"), dst, c.first);
+            const vit::model low = vit::load_model(dst);
+            CHECK(std::string(low.embedding_kind()) == f32.embedding_kind());
+            CHECK(low.preprocessing().crop_height == f32.preprocessing().crop_height);
+            CHECK(low.preprocessing().shortest_edge == f32.preprocessing().shortest_edge);
+            CHECK(low.preprocessing().filter == f32.preprocessing().filter);
+            CHECK(low.preprocessing().mean == f32.preprocessing().mean);
+            const vit::output<float> b = low.forward(px);
+            double worst = 1;
+            for (Eigen::Index r = 0; r < Eigen::Index(keys.size()); ++r)
+                worst = std::min(worst, cosine(f32.embedding(a), low.embedding(b), r));
+            WARN(name << " converted: lowest cosine to float32 " << worst);
+            CHECK(worst >= c.second);
+            CHECK(worst < 1.0);
+        }
     }
 }
