@@ -26,6 +26,11 @@ Times the forward pass of a checkpoint on random pixel values: median seconds
 per image over --reps timed calls after --warmup calls, the time to load the
 model, and the process's peak resident memory.
 
+The input is the size the checkpoint's image processor gives (its crop, or
+its resize; without a preprocessor_config.json, config.json's image_size),
+and GFLOP/image counts a forward with every token through every layer (a
+multiply-add is two operations).
+
   --model DIR        checkpoint folder (e.g. one written by vit-make-formula)
   --batch B          images per forward call (default 1)
   --threads N        threads (default 2)
@@ -41,7 +46,8 @@ model, and the process's peak resident memory.
   --image FILE       also time decoding and preprocessing FILE (the bytes in
                      memory, decode_image then make_pixel_values, as
                      vit-serve does per request): decode_s, the median
-  --json             one JSON object: median_s_per_image, min/max, load_s,
+  --json             one JSON object: median_s_per_image, min/max,
+                     gflop_per_image, s_per_gflop, height, width, load_s,
                      ready_s (process start to loaded model), first_s_per_image
                      (a call right after load), packed_s (to background
                      packing done; timing starts after it),
@@ -70,6 +76,34 @@ double seconds_since_process_start() {
 double median_of(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+// The input size the checkpoint's image processor gives (its crop, else its
+// resize), what a served image runs at; config.json's image_size without one.
+void input_size(const std::string& dir, const vit::config& c, const vit::preprocess_config& p, int& height, int& width) {
+    std::ifstream has_processor(dir + "/preprocessor_config.json");
+    if (!has_processor) {
+        height = c.image_height, width = c.image_width;
+    } else if (p.do_center_crop) {
+        height = p.crop_height, width = p.crop_width;
+    } else if (p.size_mode == vit::size_rule::shortest_edge) {
+        height = width = p.shortest_edge;
+    } else {
+        height = p.height, width = p.width;
+    }
+}
+
+// Floating-point operations (a multiply-add is two) of one image's forward
+// with every token through every layer: the patch projection, and per layer
+// q|k|v, the attention scores and context, o_proj and the MLP (SwiGLU's
+// weights_in is twice as wide). The heads and pooling are left out (under
+// 0.5% of ViT-L's).
+double forward_gflop(const vit::config& c, int height, int width) {
+    const double H = c.hidden_size, I = c.intermediate_size, P = c.patch_size;
+    const double patches = double(height / c.patch_size) * double(width / c.patch_size);
+    const double T = patches + c.prefix_tokens();
+    const double layer = 2 * T * H * 3 * H + 2 * 2 * T * T * H + 2 * T * H * H + 2 * T * H * I * (c.use_swiglu_ffn ? 3 : 2);
+    return (2 * patches * H * c.num_channels * P * P + c.num_hidden_layers * layer) * 1e-9;
 }
 
 double peak_rss_mb() {
@@ -131,7 +165,9 @@ int main(int argc, char** argv) {
         const double load_s = now() - t0;
         const double ready_s = seconds_since_process_start();
         const vit::config& c = m.config();
-        vit::pixel_values<float> px(batch, c.num_channels, c.image_height, c.image_width);
+        int height = 0, width = 0;
+        input_size(dir, c, m.preprocessing(), height, width);
+        vit::pixel_values<float> px(batch, c.num_channels, height, width);
         std::mt19937 rng(1);
         std::uniform_real_distribution<float> u(-1.f, 1.f);
         for (auto& v : px.data) v = u(rng);
@@ -157,6 +193,7 @@ int main(int argc, char** argv) {
         }
         std::sort(per_image.begin(), per_image.end());
         const double median = median_of(per_image);
+        const double gflop = forward_gflop(c, height, width);
         double decode_s = -1;
         if (!image_path.empty()) {
             std::ifstream f(image_path, std::ios::binary);
@@ -177,7 +214,11 @@ int main(int argc, char** argv) {
                             {"threads", threads},
                             {"reps", reps},
                             {"all_tokens", all_tokens},
+                            {"height", height},
+                            {"width", width},
+                            {"gflop_per_image", gflop},
                             {"median_s_per_image", median},
+                            {"s_per_gflop", median / gflop},
                             {"min_s_per_image", per_image.front()},
                             {"max_s_per_image", per_image.back()},
                             {"load_s", load_s},
@@ -196,9 +237,10 @@ int main(int argc, char** argv) {
         if (json) {
             std::cout << j.dump() << "\n";
         } else {
-            std::printf("%s, %s, batch %d, %d threads%s: median %.4f s/image (min %.4f, max %.4f, %d runs), %.2f images/s\n",
-                        dir.c_str(), dtype.c_str(), batch, threads, all_tokens ? ", all tokens" : "", median, per_image.front(), per_image.back(), reps,
-                        1.0 / median);
+            std::printf("%s, %s, %dx%d, batch %d, %d threads%s: median %.4f s/image (min %.4f, max %.4f, %d runs), %.2f images/s\n",
+                        dir.c_str(), dtype.c_str(), width, height, batch, threads, all_tokens ? ", all tokens" : "", median,
+                        per_image.front(), per_image.back(), reps, 1.0 / median);
+            std::printf("%.2f GFLOP/image (all tokens), %.4f s/GFLOP, %.1f GFLOP/s\n", gflop, median / gflop, gflop / median);
             std::printf("load %.3f s (process start to loaded model %.3f s, to packed weights %.3f s), first call "
                         "%.4f s/image, peak RSS %.0f MB\n",
                         load_s, ready_s, packed_s, first_s, peak_rss_mb());

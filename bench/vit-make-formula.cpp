@@ -1,6 +1,9 @@
-// vit-make-formula DIR: writes the full-size ViT-L/32-384 checkpoint whose
-// weights come from the formula in tests/data/FIXTURES.md (1.2 GB), to
-// benchmark and test with a real-size model without downloading one.
+// vit-make-formula CONFIG_JSON OUT_DIR: writes a full-size checkpoint of the
+// config's family whose weights come from the formula (tools/formula.hpp;
+// ViT-L/32-384's is the one in tests/data/FIXTURES.md), to benchmark and test
+// real-size models without downloading one. A preprocessor_config.json beside
+// the config is copied too.
+#include <filesystem>
 #include <iostream>
 #include <string>
 
@@ -11,16 +14,26 @@
 int main(int argc, char** argv) {
     if (argc != 3) {
         std::cerr << "usage: vit-make-formula CONFIG_JSON OUT_DIR\n"
-                     "  e.g. vit-make-formula tests/data/vit-large-formula/config.json /tmp/vit-large\n";
+                     "  e.g. vit-make-formula tests/data/vit-large-formula/config.json /tmp/vit-large\n"
+                     "       vit-make-formula bench/formula/dinov2-large/config.json /tmp/dinov2-large\n";
         return 2;
     }
+    namespace fs = std::filesystem;
     try {
-        const std::string config = argv[1], dir = argv[2];
-        const vit::config c = vit::load_config(config);
-        if (std::system(("mkdir -p '" + dir + "' && cp '" + config + "' '" + dir + "/config.json'").c_str()) != 0)
-            throw vit::error(dir + ": cannot create the folder");
-        vit::detail::write_safetensors(dir + "/model.safetensors", formula::make_tensors(c));
-        std::cout << "wrote " << dir << "/model.safetensors\n";
+        const fs::path config = argv[1], dir = argv[2];
+        const vit::config c = vit::load_config(config.string());
+        std::error_code ec;
+        fs::create_directories(dir, ec);
+        if (ec) throw vit::error(dir.string() + ": cannot create the folder: " + ec.message());
+        const auto copy = [&](const fs::path& from, const char* name) {
+            fs::copy_file(from, dir / name, fs::copy_options::overwrite_existing, ec);
+            if (ec) throw vit::error(from.string() + ": cannot copy to " + (dir / name).string() + ": " + ec.message());
+        };
+        copy(config, "config.json");
+        const fs::path pre = config.parent_path() / "preprocessor_config.json";
+        if (fs::exists(pre)) copy(pre, "preprocessor_config.json");
+        vit::detail::write_safetensors((dir / "model.safetensors").string(), formula::make_tensors(c));
+        std::cout << "wrote " << (dir / "model.safetensors").string() << " (" << vit::family_name(c.family) << ")\n";
     } catch (const vit::error& e) {
         std::cerr << "vit-make-formula: " << e.what() << "\n";
         return 1;

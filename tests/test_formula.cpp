@@ -1,8 +1,11 @@
-// The full-size ViT-L/32-384, weights regenerated from the fixture's formula,
-// written to a real checkpoint folder and loaded the way a user's is.
+// The formula checkpoints: the full-size ViT-L/32-384, weights regenerated
+// from the fixture's formula, written to a real checkpoint folder and loaded
+// the way a user's is; the families' lists against the hub's.
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <map>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -100,4 +103,61 @@ TEST_CASE("ViT-L/32-384 from the formula: logits and CLS trajectory match transf
     CHECK(top1_bf16 == top1);
     REQUIRE(std::remove((dir + "/model.safetensors").c_str()) == 0);  // 1.2 GB
     REQUIRE(std::remove((bf16_dir + "/model.safetensors").c_str()) == 0);
+}
+
+// The formula's tensor lists are the hub's: for each family fixture (saved by
+// transformers), the same names and shapes as its model.safetensors, less a
+// CLIPModel's or SiglipModel's text tower.
+TEST_CASE("formula checkpoints list the tensors transformers saves", "[formula]") {
+    for (const char* fixture : {"vit-tiny-random", "dinov2-tiny", "dinov2-tiny-cls", "dinov2-tiny-swiglu",
+                                "dinov2-registers-tiny", "clip-tiny", "siglip-tiny", "deit-tiny-distilled"}) {
+        INFO(fixture);
+        const std::string dir = test::data(std::string(fixture) + "/model");
+        const vit::config cfg = vit::load_config(dir + "/config.json");
+        std::map<std::string, std::vector<std::int64_t>> hub, listed;
+        const vit::detail::tensor_store store = vit::detail::read_checkpoint(dir);
+        for (const auto& [name, e] : store.all()) {
+            const bool text = name.rfind("text_model.", 0) == 0 || name == "text_projection.weight" ||
+                              name == "logit_scale" || name == "logit_bias";
+            if (!text) hub[name] = e.tensor.shape;
+        }
+        for (const auto& t : formula::checkpoint_tensors(cfg)) CHECK(listed.emplace(t.name, t.shape).second);
+        for (const auto& [name, shape] : hub) {
+            INFO(name);
+            REQUIRE(listed.count(name) == 1);
+            CHECK(listed.at(name) == shape);
+        }
+        for (const auto& [name, shape] : listed) {
+            INFO(name);
+            CHECK(hub.count(name) == 1);
+        }
+    }
+}
+
+// A formula checkpoint of each family loads as a hub one does and gives
+// finite embeddings at its processor's size.
+TEST_CASE("formula checkpoints of every family load and run", "[formula]") {
+    for (const char* fixture : {"dinov2-tiny-cls", "dinov2-tiny-swiglu", "dinov2-registers-tiny", "clip-tiny",
+                                "siglip-tiny", "deit-tiny-distilled"}) {
+        INFO(fixture);
+        const std::string src = test::data(std::string(fixture) + "/model");
+        const std::string dir = test::tmp_dir() + "/formula-" + fixture;
+        REQUIRE(std::system(("mkdir -p '" + dir + "' && cp '" + src + "/config.json' '" + src +
+                             "/preprocessor_config.json' '" + dir + "/'").c_str()) == 0);
+        const vit::config cfg = vit::load_config(dir + "/config.json");
+        vit::detail::write_safetensors(dir + "/model.safetensors", formula::make_tensors(cfg));
+        const auto m = vit::load_model(dir);
+        const auto& pre = m.preprocessing();
+        const int h = pre.do_center_crop ? pre.crop_height : pre.height, w = pre.do_center_crop ? pre.crop_width : pre.width;
+        vit::pixel_values<float> px(2, cfg.num_channels, h, w);
+        for (std::size_t i = 0; i < px.data.size(); ++i) px.data[i] = float(int(i % 17) - 8) / 8.f;
+        const auto out = m.forward(px);
+        const auto& e = m.embedding(out);
+        REQUIRE(e.rows() == 2);
+        REQUIRE(e.cols() == m.embedding_size());
+        CHECK(e.allFinite());
+        CHECK(e.cwiseAbs().maxCoeff() > 0);
+        if (cfg.arch == vit::architecture::image_classification) CHECK(out.logits.allFinite());
+        REQUIRE(std::remove((dir + "/model.safetensors").c_str()) == 0);
+    }
 }

@@ -1,6 +1,6 @@
 // The one table of ViT tensor names: what a checkpoint holds, under the
-// classic hub names and transformers 5's, used by the loader, vit-convert and
-// the formula checkpoint.
+// classic hub names and transformers 5's, used by the loader and vit-convert
+// (and, through vit_block, the formula checkpoints).
 #pragma once
 
 #include <cstdint>
@@ -42,41 +42,6 @@ inline bool is_encoder_linear_weight(const std::string& name) {
         }
     }
     return false;
-}
-
-struct tensor_spec {
-    std::string name;
-    std::vector<std::int64_t> shape;
-};
-
-// The hub checkpoint's tensors for a ViTForImageClassification config, by
-// their classic names (with the "vit." prefix).
-inline std::vector<tensor_spec> classification_checkpoint(const config& c) {
-    const std::int64_t H = c.hidden_size, I = c.intermediate_size, P = c.patch_size;
-    std::vector<tensor_spec> t = {
-        {"vit.embeddings.cls_token", {1, 1, H}},
-        {"vit.embeddings.position_embeddings", {1, c.num_patches() + 1, H}},
-        {"vit.embeddings.patch_embeddings.projection.weight", {H, c.num_channels, P, P}},
-        {"vit.embeddings.patch_embeddings.projection.bias", {H}},
-        {"vit.layernorm.weight", {H}},
-        {"vit.layernorm.bias", {H}},
-        {"classifier.weight", {c.num_labels(), H}},
-        {"classifier.bias", {c.num_labels()}},
-    };
-    for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) {
-        const std::int64_t out[] = {H, H, H, H, H, H, I, H}, in[] = {0, 0, H, H, H, H, H, I};
-        for (std::size_t p = 0; p < std::size(layer_parts); ++p) {
-            const std::string n = "vit." + layer(l, layer_parts[p].classic);
-            if (in[p]) {
-                t.push_back({n + ".weight", {out[p], in[p]}});
-            } else {
-                t.push_back({n + ".weight", {H}});
-            }
-            const bool qkv = p >= 2 && p <= 4;
-            if (!qkv || c.qkv_bias) t.push_back({n + ".bias", {out[p]}});
-        }
-    }
-    return t;
 }
 
 // Maps canonical names to a file's: the hub's ("vit." prefixed), a
