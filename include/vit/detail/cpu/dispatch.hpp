@@ -26,9 +26,12 @@ struct cpu_features {
     bool avx2 = false, avx512 = false, avx512_bf16 = false, avx512_vnni = false;
 };
 
+// Building with VIT_FORCE_PORTABLE defined makes an x86 CPU report none of
+// its features, so everything runs the portable kernels, as on aarch64: a way
+// to test that path natively (and to time it) without an emulator.
 inline cpu_features detect_cpu() {
     cpu_features c;
-#ifdef VIT_X86
+#if defined(VIT_X86) && !defined(VIT_FORCE_PORTABLE)
     const x86::features f = x86::detect();
     c.avx2 = f.avx2;
     c.avx512 = f.avx512;
