@@ -381,3 +381,72 @@ TEST_CASE("linear layers can be run concurrently from several threads", "[gemm]"
     for (auto& th : callers) th.join();
     for (int t = 0; t < 3; ++t) REQUIRE(got[t] == want);  // deterministic: same split, same order
 }
+
+// A row's results may not depend on the rows computed with it (what makes a
+// batch give each image's single-image bits): every kernel, on a product of
+// 150 rows against sub-products of the same rows at offsets that are no
+// multiple of any row block. Also 1 row (a GEMV for Eigen) and depths past a
+// k block.
+template <class L>
+void check_rows_independent(const L& lin, const problem& p, thread_pool& pool) {
+    const std::int64_t lda = p.k + 3, ldc = p.n + 5;
+    const std::vector<float> all = run_case(lin, p, p.a, true, activation::quick_gelu, res_mode::alias, pool);
+    const std::pair<std::int64_t, std::int64_t> windows[] = {{0, 50}, {50, 50}, {100, 50}, {0, 1},  {49, 1},
+                                                             {101, 1}, {48, 2},  {96, 4},   {7, 13}, {130, 20}};
+    for (const auto& [r0, rows] : windows) {
+        INFO("rows " << r0 << " .. " << r0 + rows - 1 << " of " << p.m << ", n=" << p.n << " k=" << p.k);
+        std::vector<float> c(p.c0.begin() + r0 * ldc, p.c0.begin() + (r0 + rows) * ldc);
+        const epilogue<float> ep = test::make_epilogue(p.bias.data(), activation::quick_gelu, res_mode::alias,
+                                                       c.data(), nullptr, ldc);
+        lin.run(p.a.data() + r0 * lda, rows, lda, c.data(), ldc, ep, pool);
+        bool same = true;
+        for (std::int64_t i = 0; i < rows * ldc; ++i) same = same && c[i] == all[(r0 * ldc) + i];
+        CHECK(same);
+    }
+}
+
+TEST_CASE("a row's results do not depend on the other rows of the product", "[gemm]") {
+    for (const int threads : {1, 2}) {
+        thread_pool pool(threads);
+        std::uint32_t seed = 400;
+        for (const shape s : {shape{150, 192, 64}, shape{150, 64, 256}, shape{150, 37, 300}}) {
+            const problem p = make_problem(s.m, s.n, s.k, seed++);
+            for (gemm_kernel kern : {gemm_kernel::avx512, gemm_kernel::avx2, gemm_kernel::portable}) {
+                if (resolve_kernel(kern) != kern) continue;
+                INFO("fp32 kernel " << int(kern) << ", " << threads << " threads");
+                check_rows_independent(packed_linear<float>(p.w.data(), s.n, s.k, kern), p, pool);
+            }
+            for (gemm_kernel kern : {gemm_kernel::automatic, gemm_kernel::portable}) {
+                INFO("bf16 kernel " << int(kern) << ", " << threads << " threads");
+                check_rows_independent(packed_linear_bf16(p.w.data(), s.n, s.k, kern), p, pool);
+            }
+            std::vector<std::int8_t> w8;
+            std::vector<float> scales;
+            packed_linear_int8::quantize(p.w.data(), s.n, s.k, w8, scales);
+            for (gemm_kernel kern : {gemm_kernel::automatic, gemm_kernel::portable}) {
+                INFO("int8 kernel " << int(kern) << ", " << threads << " threads");
+                check_rows_independent(packed_linear_int8(w8.data(), scales.data(), s.n, s.k, kern), p, pool);
+            }
+        }
+        // double (the portable product only), with a residual added.
+        const std::int64_t m = 150, n = 21, k = 300;
+        std::vector<double> a(m * k), w(n * k), c0(m * n);
+        for (std::size_t i = 0; i < a.size(); ++i) a[i] = std::sin(double(i));
+        for (std::size_t i = 0; i < w.size(); ++i) w[i] = std::cos(double(i)) / 17;
+        for (std::size_t i = 0; i < c0.size(); ++i) c0[i] = std::cos(0.3 * double(i));
+        const packed_linear<double> lin(w.data(), n, k);
+        auto run = [&](std::int64_t r0, std::int64_t rows) {
+            std::vector<double> c(c0.begin() + r0 * n, c0.begin() + (r0 + rows) * n);
+            epilogue<double> ep;
+            ep.residual = c.data();
+            ep.ld_residual = n;
+            lin.run(a.data() + r0 * k, rows, k, c.data(), n, ep, pool);
+            return c;
+        };
+        const std::vector<double> all = run(0, m);
+        for (const auto& [r0, rows] : {std::pair<std::int64_t, std::int64_t>{50, 50}, {49, 1}, {7, 13}}) {
+            INFO("double rows " << r0 << " .. " << r0 + rows - 1 << ", " << threads << " threads");
+            CHECK(run(r0, rows) == std::vector<double>(all.begin() + r0 * n, all.begin() + (r0 + rows) * n));
+        }
+    }
+}

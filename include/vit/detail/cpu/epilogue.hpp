@@ -42,15 +42,18 @@ struct epilogue {
 // residual is c itself and the epilogue is linear, it seeds the sums
 // (seed_with_c, res null); when it is c but an activation comes first, the
 // columns are saved to scratch before the product overwrites them.
-struct residual_view {
+template <class T>
+struct basic_residual_view {
     bool seed_with_c = false;
-    const float* res = nullptr;  // element (0, col0), or null
+    const T* res = nullptr;  // element (0, col0), or null
     std::int64_t ldr = 0;
 };
+using residual_view = basic_residual_view<float>;
 
-inline residual_view residual_for(const epilogue<float>& ep, const float* c, std::int64_t ldc, std::int64_t m,
-                                  std::int64_t col0, std::int64_t ncols) {
-    residual_view r;
+template <class T>
+basic_residual_view<T> residual_for(const epilogue<T>& ep, const T* c, std::int64_t ldc, std::int64_t m,
+                                    std::int64_t col0, std::int64_t ncols) {
+    basic_residual_view<T> r;
     const bool res_is_c = ep.residual == c && ep.ld_residual == ldc;
     r.seed_with_c = res_is_c && ep.act == activation::none;
     if (!ep.residual || r.seed_with_c) return r;
@@ -59,8 +62,8 @@ inline residual_view residual_for(const epilogue<float>& ep, const float* c, std
         r.ldr = ep.ld_residual;
         return r;
     }
-    float* saved = static_cast<float*>(thread_scratch(scratch::saved_residual, sizeof(float) * m * ncols));
-    for (std::int64_t i = 0; i < m; ++i) std::memcpy(saved + i * ncols, c + i * ldc + col0, sizeof(float) * ncols);
+    T* saved = static_cast<T*>(thread_scratch(scratch::saved_residual, sizeof(T) * m * ncols));
+    for (std::int64_t i = 0; i < m; ++i) std::memcpy(saved + i * ncols, c + i * ldc + col0, sizeof(T) * ncols);
     r.res = saved;
     r.ldr = ncols;
     return r;

@@ -2,7 +2,8 @@
 //
 // packed_linear<float> runs the kernel it is given at construction (resolved
 // by cpu/dispatch.hpp): AVX-512 (x86/gemm_avx512.hpp), AVX2+FMA
-// (x86/gemm_avx2.hpp) or Eigen (portable/gemm.hpp; the only path for double).
+// (x86/gemm_avx2.hpp) or plain C++ (portable/gemm.hpp; the only path for
+// double).
 // packed_linear_bf16 (gemm_bf16.hpp) and packed_linear_int8 (gemm_int8.hpp)
 // have the same run() and epilogue. Threads split the output columns
 // (thread_pool::balanced_ranges over the weight panels), so each streams its
@@ -62,8 +63,8 @@ public:
             }
         }
 #endif
-        w_.resize(n, k);
-        for (std::int64_t j = 0; j < n; ++j) std::copy(row(j), row(j) + k, w_.row(j).data());
+        packed_.reset(static_cast<std::size_t>(portable::packed_size<T>(n, k)));
+        portable::pack<T>(row, n, k, packed_.data(), [](T x) { return x; });
     }
 
     std::int64_t n() const { return n_; }
@@ -91,14 +92,16 @@ public:
             }
         }
 #endif
-        eigen_linear(w_, a, m, lda, c, ldc, ep, pool);
+        pool.balanced_ranges((n_ + portable::params<T>::nr - 1) / portable::params<T>::nr,
+                             [&](std::int64_t p0, std::int64_t p1) {
+                                 portable::run_panels<T>(a, m, lda, packed_.data(), n_, k_, c, ldc, ep, p0, p1);
+                             });
     }
 
 private:
     std::int64_t n_ = 0, k_ = 0;
     gemm_kernel kernel_ = gemm_kernel::portable;
-    row_matrix<T> w_;             // portable path
-    aligned_array<T> packed_;     // SIMD paths: panels of the kernel's width
+    aligned_array<T> packed_;  // panels of the kernel's width
 };
 
 }  // namespace vit::detail

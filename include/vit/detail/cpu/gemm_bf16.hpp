@@ -34,9 +34,9 @@ public:
             return;
         }
 #endif
-        w_.resize(n, k);
-        for (std::int64_t j = 0; j < n; ++j)
-            for (std::int64_t kk = 0; kk < k; ++kk) w_(j, kk) = round_bf16(w_nk[j * k + kk]);
+        w_.reset(static_cast<std::size_t>(portable::packed_size<float>(n, k)));
+        portable::pack<float>([w_nk, k](std::int64_t j) { return w_nk + j * k; }, n, k, w_.data(),
+                              [](float x) { return round_bf16(x); });
     }
 
     std::int64_t n() const { return n_; }
@@ -58,13 +58,16 @@ public:
         float* ar = static_cast<float*>(thread_scratch(scratch::kernel_0, sizeof(float) * std::max<std::int64_t>(1, m * k_)));
         for (std::int64_t i = 0; i < m; ++i)
             for (std::int64_t kk = 0; kk < k_; ++kk) ar[i * k_ + kk] = round_bf16(a[i * lda + kk]);
-        eigen_linear(w_, ar, m, k_, c, ldc, ep, pool);
+        pool.balanced_ranges((n_ + portable::params<float>::nr - 1) / portable::params<float>::nr,
+                             [&](std::int64_t p0, std::int64_t p1) {
+                                 portable::run_panels<float>(ar, m, k_, w_.data(), n_, k_, c, ldc, ep, p0, p1);
+                             });
     }
 
 private:
     std::int64_t n_ = 0, k_ = 0;
     gemm_kernel kernel_ = gemm_kernel::portable;
-    row_matrix<float> w_;
+    aligned_array<float> w_;  // portable path: bf16-rounded, in portable::pack's panels
     aligned_array<std::uint16_t> packed_;
 };
 
