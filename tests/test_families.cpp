@@ -168,13 +168,6 @@ double check_fixture(const std::string& name, double tol) {
 // The float32 batch of all images against batch.<output>_fp32, and each row
 // equal to the image run alone.
 void check_batch(const std::string& name) {
-#ifdef VIT_X86
-    const float same_bits = 0;  // the SIMD kernels: a row's bits do not depend on its batch
-#else
-    // Eigen's product (the portable path) does not promise that: CLIP's
-    // image_embeds move by ~1e-7 with the batch under qemu-aarch64 (open).
-    const float same_bits = 1e-6f;
-#endif
     const vit::model m = vit::load_model(fixture(name, "model"));
     const test::reference ref(fixture(name, "reference.safetensors"));
     std::vector<std::string> keys;
@@ -191,7 +184,8 @@ void check_batch(const std::string& name) {
         CHECK(test::max_abs_diff(got, want.values) <= 1e-5);
         for (std::size_t i = 0; i < keys.size(); ++i) {
             const vit::output<float> one = m.forward(fixture_pixels<float>(ref, {keys[i]}));
-            CHECK((output_named(one, o)->row(0) - got.row(Eigen::Index(i))).cwiseAbs().maxCoeff() <= same_bits);
+            // Bit for bit on every path: a row's bits do not depend on its batch.
+            CHECK(output_named(one, o)->row(0) == got.row(Eigen::Index(i)));
         }
         ++checked;
     }
