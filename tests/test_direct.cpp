@@ -19,6 +19,7 @@
 #include "vit/detail/models/vit/names.hpp"
 
 using namespace vit::detail;
+using test::epilogue_case;
 using test::res_mode;
 
 // The direct kernel exists only where the AVX-512 kernels are compiled.
@@ -29,13 +30,14 @@ struct direct_problem {
     std::int64_t m, n, k;
     std::int64_t lda, ldw, ldc;
     std::vector<float> a, w_store, bias, c0;  // c0: initial c (the residual when aliased)
+    std::vector<float> scale;                 // [n] the epilogue's scale
     const float* w() const { return w_store.data() + 1; }
 };
 
 // Weights as a memory-mapped file holds them: rows with a stride larger than
 // k (stacked tensors) from a base that is not 64-byte aligned.
 direct_problem make_direct_problem(std::int64_t m, std::int64_t n, std::int64_t k, std::uint32_t seed) {
-    direct_problem p{m, n, k, k + 3, k + 1, n + 5, {}, {}, {}, {}};
+    direct_problem p{m, n, k, k + 3, k + 1, n + 5, {}, {}, {}, {}, {}};
     std::mt19937 rng(seed);
     std::normal_distribution<float> d(0.f, 1.f);
     p.a.resize(m * p.lda);
@@ -46,34 +48,21 @@ direct_problem make_direct_problem(std::int64_t m, std::int64_t n, std::int64_t 
     for (auto& x : p.w_store) x = d(rng) / std::sqrt(float(k));
     for (auto& x : p.bias) x = d(rng);
     for (auto& x : p.c0) x = d(rng);
+    p.scale.resize(n);
+    for (auto& x : p.scale) x = d(rng);
     return p;
 }
 
 // Runs the packed kernel (lin) or the direct one (lin == nullptr); returns c.
-std::vector<float> run_direct_case(const packed_linear<float>* lin, const direct_problem& p, bool bias,
-                                   activation act, res_mode rm, thread_pool& pool) {
+std::vector<float> run_direct_case(const packed_linear<float>* lin, const direct_problem& p, const epilogue_case& e,
+                                   thread_pool& pool) {
     std::vector<float> c = p.c0, res = p.c0;
-    const epilogue<float> ep = test::make_epilogue(bias ? p.bias.data() : nullptr, act, rm, c.data(), res.data(), p.ldc);
+    const epilogue<float> ep = test::make_epilogue(e, p.bias.data(), p.scale.data(), c.data(), res.data(), p.ldc);
     if (lin)
         lin->run(p.a.data(), p.m, p.lda, c.data(), p.ldc, ep, pool);
     else
         avx512::direct_run(p.a.data(), p.m, p.lda, p.w(), p.n, p.k, p.ldw, c.data(), p.ldc, ep, pool);
     return c;
-}
-
-struct epilogue_case {
-    activation act;
-    bool bias;
-    res_mode rm;
-};
-
-std::vector<epilogue_case> all_epilogues() {
-    std::vector<epilogue_case> out;
-    for (activation act : {activation::none, activation::gelu_erf, activation::gelu_tanh, activation::relu,
-                           activation::quick_gelu})
-        for (bool bias : {false, true})
-            for (res_mode rm : {res_mode::none, res_mode::separate, res_mode::alias}) out.push_back({act, bias, rm});
-    return out;
 }
 
 // Compares the kernels on p for the given epilogues; counts the cases.
@@ -84,9 +73,9 @@ void compare(const direct_problem& p, const std::vector<epilogue_case>& eps, thr
     REQUIRE(lin.kernel() == gemm_kernel::avx512);
     for (const epilogue_case& e : eps) {
         INFO("m=" << p.m << " n=" << p.n << " k=" << p.k << " act=" << int(e.act) << " bias=" << e.bias
-                  << " res=" << int(e.rm) << " threads=" << pool.size());
-        const auto want = run_direct_case(&lin, p, e.bias, e.act, e.rm, pool);
-        const auto got = run_direct_case(nullptr, p, e.bias, e.act, e.rm, pool);
+                  << " scale=" << e.scale << " res=" << int(e.rm) << " threads=" << pool.size());
+        const auto want = run_direct_case(&lin, p, e, pool);
+        const auto got = run_direct_case(nullptr, p, e, pool);
         REQUIRE(got.size() == want.size());
         if (std::memcmp(got.data(), want.data(), sizeof(float) * got.size()) != 0) {
             std::size_t diffs = 0, first = 0;
@@ -108,7 +97,7 @@ TEST_CASE("direct linear layer is bit-identical to the packed AVX-512 kernel", "
         return;
     }
     thread_pool pool(2);
-    const auto eps = all_epilogues();
+    const auto eps = test::all_epilogues();
     int cases = 0;
     std::uint32_t seed = 1;
     // Rows: 1, a few, one zmm plus one (17), an image (145 = 9 x 16 + 1),
@@ -130,13 +119,16 @@ TEST_CASE("direct linear layer is bit-identical to the packed AVX-512 kernel", "
         }
     // A model's shape: qkv of an image.
     compare(make_direct_problem(145, 3072, 1024, seed++),
-            {{activation::none, true, res_mode::none}, {activation::gelu_erf, true, res_mode::alias}}, pool, cases);
+            {{activation::none, true, false, res_mode::none}, {activation::gelu_erf, true, false, res_mode::alias},
+             {activation::none, true, true, res_mode::alias}},
+            pool, cases);
     // The column split depends on the pool; the result must not.
     for (int threads : {1, 3}) {
         thread_pool other(threads);
         compare(make_direct_problem(145, 1000, 1024, seed++),
-                {{activation::none, true, res_mode::alias}, {activation::gelu_erf, true, res_mode::separate}}, other,
-                cases);
+                {{activation::none, true, false, res_mode::alias}, {activation::gelu_erf, true, false, res_mode::separate},
+                 {activation::none, true, true, res_mode::alias}},
+                other, cases);
     }
     INFO(cases << " cases");
     CHECK(cases > 2000);
@@ -168,8 +160,9 @@ TEST_CASE("direct linear layer handles k = 0 and empty outputs", "[direct]") {
 
 // A stacked layer left unpacked (background packing not yet at it) runs from
 // the mapped file part by part; it must equal the packed layer bit for bit,
-// with the file's biases and without (qkv_bias = false: zeros). Unlike the
-// model-level test during packing, this one cannot miss the unpacked path.
+// with the file's biases and without (qkv_bias = false: zeros), with a layer
+// scale and without. Unlike the model-level test during packing, this one
+// cannot miss the unpacked path.
 TEST_CASE("a deferred stacked layer equals the packed one, with and without bias", "[direct]") {
     if (!linear<float>::can_defer()) {
         WARN("no AVX-512 on this CPU: layers are never deferred here");
@@ -196,6 +189,12 @@ TEST_CASE("a deferred stacked layer equals the packed one, with and without bias
         thread_pool pool(2);
         deferred.run(x.data(), m, H, y1.data(), 3 * H, pool);
         packed.run(x.data(), m, H, y2.data(), 3 * H, pool);
+        CHECK(std::memcmp(y1.data(), y2.data(), sizeof(float) * y1.size()) == 0);
+        // Added to the output with a layer scale: each part takes its share of the scale.
+        std::vector<float> scale(std::size_t(3 * H));
+        for (auto& v : scale) v = d(rng);
+        deferred.add_to(x.data(), m, H, y1.data(), 3 * H, pool, scale.data());
+        packed.add_to(x.data(), m, H, y2.data(), 3 * H, pool, scale.data());
         CHECK(std::memcmp(y1.data(), y2.data(), sizeof(float) * y1.size()) == 0);
     }
 }

@@ -1,5 +1,6 @@
 // What a product does to each output element before it is written, the
-// contract every linear-layer kernel implements: c = act(acc + bias) + residual.
+// contract every linear-layer kernel implements:
+// c = act(acc + bias) * scale + residual.
 #pragma once
 
 #include <cmath>
@@ -28,20 +29,32 @@ inline T activate(activation act, T x) {
 }
 
 // Fused into the product so the output is written once:
-// c = act(acc + bias[j]) + residual[i, j].
+// c = act(acc + bias[j]) * scale[j] + residual[i, j], rounded step by step in
+// that order (as the unfused layers were).
 template <class T>
 struct epilogue {
     const T* bias = nullptr;          // [n] or null
     activation act = activation::none;
+    const T* scale = nullptr;         // [n] or null: DINOv2's layer scale, on the branch before the residual
     const T* residual = nullptr;      // [m, ld_residual] or null; may be exactly c (same ld)
     std::int64_t ld_residual = 0;
+
+    // Whether c = acc + bias + residual, so a residual in c can seed the sums.
+    bool adds_only() const { return act == activation::none && !scale; }
 };
+
+// Element j of a row before its residual: act(v + bias[j]) * scale[j].
+template <class T>
+inline T branch_value(const epilogue<T>& ep, std::int64_t j, T v) {
+    v = activate(ep.act, v + (ep.bias ? ep.bias[j] : T(0)));
+    return ep.scale ? v * ep.scale[j] : v;
+}
 
 // The residual that output columns [col0, col0 + ncols) of c add, by the one
 // rule every kernel follows (so their sums associate alike): when the
-// residual is c itself and the epilogue is linear, it seeds the sums
-// (seed_with_c, res null); when it is c but an activation comes first, the
-// columns are saved to scratch before the product overwrites them.
+// residual is c itself and the epilogue only adds, it seeds the sums
+// (seed_with_c, res null); when it is c but an activation or a scale comes
+// first, the columns are saved to scratch before the product overwrites them.
 template <class T>
 struct basic_residual_view {
     bool seed_with_c = false;
@@ -55,7 +68,7 @@ basic_residual_view<T> residual_for(const epilogue<T>& ep, const T* c, std::int6
                                     std::int64_t col0, std::int64_t ncols) {
     basic_residual_view<T> r;
     const bool res_is_c = ep.residual == c && ep.ld_residual == ldc;
-    r.seed_with_c = res_is_c && ep.act == activation::none;
+    r.seed_with_c = res_is_c && ep.adds_only();
     if (!ep.residual || r.seed_with_c) return r;
     if (!res_is_c) {
         r.res = ep.residual + col0;

@@ -1,4 +1,4 @@
-// Linear layers: C = act(A * W^T + bias) + residual, with W prepared once at load.
+// Linear layers: C = act(A * W^T + bias) * scale + residual, with W prepared once at load.
 //
 // packed_linear<float> runs the kernel it is given at construction (resolved
 // by cpu/dispatch.hpp): AVX-512 (x86/gemm_avx512.hpp), AVX2+FMA

@@ -129,9 +129,7 @@ private:
                 std::int32_t s = 0;
                 const std::int8_t* w = w8_.data() + j * k_;
                 for (std::int64_t kk = 0; kk < k_; ++kk) s += std::int32_t(qa[kk]) * w[kk];
-                float v = float(s - q.zero * sum_.data()[j]) * (q.scale * scale_.data()[j]);
-                if (ep.bias) v += ep.bias[j];
-                v = activate(ep.act, v);
+                float v = branch_value(ep, j, float(s - q.zero * sum_.data()[j]) * (q.scale * scale_.data()[j]));
                 if (ep.residual) v += ep.residual[i * ep.ld_residual + j];
                 out[j] = v;
             }

@@ -148,10 +148,13 @@ struct linear {
         compute(x, m, ldx, y, ldy, ep, pool);
     }
 
-    // y[m, out] += x[m, in] * W^T + b: a residual branch added to its stream.
-    void add_to(const T* x, index_t m, index_t ldx, T* y, index_t ldy, thread_pool& pool) const {
+    // y[m, out] += (x[m, in] * W^T + b) * scale: a residual branch added to
+    // its stream, times a layer scale [out] unless scale is null.
+    void add_to(const T* x, index_t m, index_t ldx, T* y, index_t ldy, thread_pool& pool,
+                const T* scale = nullptr) const {
         epilogue<T> ep;
         ep.bias = bias.data();
+        ep.scale = scale;
         ep.residual = y;
         ep.ld_residual = ldy;
         compute(x, m, ldx, y, ldy, ep, pool);
@@ -169,6 +172,7 @@ private:
                     const index_t off = index_t(p) * file_.part_out;
                     epilogue<T> part = ep;
                     part.bias = ep.bias + off;
+                    if (ep.scale) part.scale = ep.scale + off;
                     if (ep.residual) part.residual = ep.residual + off;
                     avx512::direct_run(x, m, ldx, file_.parts[p], file_.part_out, file_.in, file_.in, y + off, ldy,
                                        part, pool);

@@ -153,7 +153,7 @@ void run_panels(const T* a, std::int64_t m, std::int64_t lda, const T* wp, std::
                         for (int j = 0; j < width; ++j) {
                             T v = load ? out[j] + s[j] : s[j];
                             if (last) {
-                                v = activate(ep.act, v + (ep.bias ? ep.bias[j0 + j] : T(0)));
+                                v = branch_value(ep, j0 + j, v);
                                 if (r) v += r[j];
                             }
                             out[j] = v;

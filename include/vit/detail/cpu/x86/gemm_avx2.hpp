@@ -123,7 +123,7 @@ inline void f32_run_panels(const float* a, std::int64_t m, std::int64_t lda, con
                             float* out = ct + i * ldc;
                             const float* r = res ? res + (r0 + i0 + i) * ldr + (j0 - col0) : nullptr;
                             for (int j = 0; j < width; ++j) {
-                                float v = activate(ep.act, out[j] + (ep.bias ? ep.bias[j0 + j] : 0.f));
+                                const float v = branch_value(ep, j0 + j, out[j]);
                                 out[j] = r ? v + r[j] : v;
                             }
                         }

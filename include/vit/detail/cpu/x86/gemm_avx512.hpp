@@ -182,7 +182,7 @@ VIT_AVX512 void run_panels(const float* a, std::int64_t m, std::int64_t lda, con
                             const __mmask16 tail =
                                 lanes(width % 16 ? width % 16 : 16);
                             epilogue_rows_any<P::coarse_gelu>(ep.act, ct, ldc, static_cast<int>(tr), vecs, tail,
-                                              ep.bias ? ep.bias + j0 : nullptr,
+                                              ep.bias ? ep.bias + j0 : nullptr, ep.scale ? ep.scale + j0 : nullptr,
                                               res ? res + (r0 + i0) * ldr + (j0 - col0) : nullptr, ldr);
                         }
                     }

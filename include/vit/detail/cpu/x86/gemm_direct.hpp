@@ -307,10 +307,11 @@ VIT_AVX512_INLINE void prefetch_rows(const float* p, std::int64_t ld, std::int64
 }
 
 // c[i][j0 + j] for i < m, j < cols from ct[j][i] (row stride ldct):
-// act(ct + bias) + residual, the operations of epilogue_rows.
+// act(ct + bias) * scale + residual, the operations of epilogue_rows.
 template <activation A>
 VIT_AVX512 void direct_epilogue(const float* ct, std::int64_t ldct, std::int64_t m, int cols, float* c,
-                                std::int64_t ldc, const float* bias, const float* res, std::int64_t ldr) {
+                                std::int64_t ldc, const float* bias, const float* scale, const float* res,
+                                std::int64_t ldr) {
     for (std::int64_t i0 = 0; i0 < m; i0 += 16) {
         const int rows = static_cast<int>(std::min<std::int64_t>(16, m - i0));
         for (int j = 0; j < cols; j += 16) {
@@ -319,6 +320,7 @@ VIT_AVX512 void direct_epilogue(const float* ct, std::int64_t ldct, std::int64_t
             const int width = std::min(16, cols - j);
             const __mmask16 mk = lanes(width);
             const __m512 b = bias ? _mm512_maskz_loadu_ps(mk, bias + j) : _mm512_setzero_ps();
+            const __m512 s = scale ? _mm512_maskz_loadu_ps(mk, scale + j) : _mm512_setzero_ps();
             __m512 r[16];
 #pragma GCC unroll 16
             for (int q = 0; q < 16; ++q)
@@ -326,7 +328,7 @@ VIT_AVX512 void direct_epilogue(const float* ct, std::int64_t ldct, std::int64_t
             transpose16(r);
             for (int q = 0; q < rows; ++q) {
                 float* p = c + (i0 + q) * ldc + j;
-                __m512 x = activate_ps<A>(_mm512_add_ps(r[q], b));
+                __m512 x = branch_ps<A>(r[q], b, s, scale != nullptr);
                 if (res) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mk, res + (i0 + q) * ldr + j));
                 _mm512_mask_storeu_ps(p, mk, x);
             }
@@ -335,29 +337,32 @@ VIT_AVX512 void direct_epilogue(const float* ct, std::int64_t ldct, std::int64_t
 }
 
 inline void direct_epilogue_any(activation act, const float* ct, std::int64_t ldct, std::int64_t m, int cols,
-                                float* c, std::int64_t ldc, const float* bias, const float* res, std::int64_t ldr) {
+                                float* c, std::int64_t ldc, const float* bias, const float* scale, const float* res,
+                                std::int64_t ldr) {
     switch (act) {
-        case activation::none: return direct_epilogue<activation::none>(ct, ldct, m, cols, c, ldc, bias, res, ldr);
+        case activation::none: return direct_epilogue<activation::none>(ct, ldct, m, cols, c, ldc, bias, scale, res, ldr);
         case activation::gelu_erf:
-            return direct_epilogue<activation::gelu_erf>(ct, ldct, m, cols, c, ldc, bias, res, ldr);
+            return direct_epilogue<activation::gelu_erf>(ct, ldct, m, cols, c, ldc, bias, scale, res, ldr);
         case activation::gelu_tanh:
-            return direct_epilogue<activation::gelu_tanh>(ct, ldct, m, cols, c, ldc, bias, res, ldr);
-        case activation::relu: return direct_epilogue<activation::relu>(ct, ldct, m, cols, c, ldc, bias, res, ldr);
+            return direct_epilogue<activation::gelu_tanh>(ct, ldct, m, cols, c, ldc, bias, scale, res, ldr);
+        case activation::relu: return direct_epilogue<activation::relu>(ct, ldct, m, cols, c, ldc, bias, scale, res, ldr);
         case activation::quick_gelu:
-            return direct_epilogue<activation::quick_gelu>(ct, ldct, m, cols, c, ldc, bias, res, ldr);
+            return direct_epilogue<activation::quick_gelu>(ct, ldct, m, cols, c, ldc, bias, scale, res, ldr);
     }
 }
 
-// The tail rows' epilogue: c[t][j] = act(ctail[t][j] + bias) + residual,
-// rows as epilogue_rows computes them.
+// The tail rows' epilogue: c[t][j] = act(ctail[t][j] + bias) * scale +
+// residual, rows as epilogue_rows computes them.
 template <activation A>
 VIT_AVX512 void direct_tail_epilogue(const float* ctail, std::int64_t ldt, int tail, int cols, float* c,
-                                     std::int64_t ldc, const float* bias, const float* res, std::int64_t ldr) {
+                                     std::int64_t ldc, const float* bias, const float* scale, const float* res,
+                                     std::int64_t ldr) {
     for (int j = 0; j < cols; j += 16) {
         const __mmask16 mk = lanes(std::min(16, cols - j));
         const __m512 b = bias ? _mm512_maskz_loadu_ps(mk, bias + j) : _mm512_setzero_ps();
+        const __m512 s = scale ? _mm512_maskz_loadu_ps(mk, scale + j) : _mm512_setzero_ps();
         for (int t = 0; t < tail; ++t) {
-            __m512 x = activate_ps<A>(_mm512_add_ps(_mm512_maskz_loadu_ps(mk, ctail + t * ldt + j), b));
+            __m512 x = branch_ps<A>(_mm512_maskz_loadu_ps(mk, ctail + t * ldt + j), b, s, scale != nullptr);
             if (res) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mk, res + t * ldr + j));
             _mm512_mask_storeu_ps(c + t * ldc + j, mk, x);
         }
@@ -365,19 +370,19 @@ VIT_AVX512 void direct_tail_epilogue(const float* ctail, std::int64_t ldt, int t
 }
 
 inline void direct_tail_epilogue_any(activation act, const float* ctail, std::int64_t ldt, int tail, int cols,
-                                     float* c, std::int64_t ldc, const float* bias, const float* res,
-                                     std::int64_t ldr) {
+                                     float* c, std::int64_t ldc, const float* bias, const float* scale,
+                                     const float* res, std::int64_t ldr) {
     switch (act) {
         case activation::none:
-            return direct_tail_epilogue<activation::none>(ctail, ldt, tail, cols, c, ldc, bias, res, ldr);
+            return direct_tail_epilogue<activation::none>(ctail, ldt, tail, cols, c, ldc, bias, scale, res, ldr);
         case activation::gelu_erf:
-            return direct_tail_epilogue<activation::gelu_erf>(ctail, ldt, tail, cols, c, ldc, bias, res, ldr);
+            return direct_tail_epilogue<activation::gelu_erf>(ctail, ldt, tail, cols, c, ldc, bias, scale, res, ldr);
         case activation::gelu_tanh:
-            return direct_tail_epilogue<activation::gelu_tanh>(ctail, ldt, tail, cols, c, ldc, bias, res, ldr);
+            return direct_tail_epilogue<activation::gelu_tanh>(ctail, ldt, tail, cols, c, ldc, bias, scale, res, ldr);
         case activation::relu:
-            return direct_tail_epilogue<activation::relu>(ctail, ldt, tail, cols, c, ldc, bias, res, ldr);
+            return direct_tail_epilogue<activation::relu>(ctail, ldt, tail, cols, c, ldc, bias, scale, res, ldr);
         case activation::quick_gelu:
-            return direct_tail_epilogue<activation::quick_gelu>(ctail, ldt, tail, cols, c, ldc, bias, res, ldr);
+            return direct_tail_epilogue<activation::quick_gelu>(ctail, ldt, tail, cols, c, ldc, bias, scale, res, ldr);
     }
 }
 
@@ -408,10 +413,11 @@ inline VIT_AVX512 void direct_columns(const float* at, std::int64_t m, std::int6
                                       const epilogue<float>& ep, std::int64_t j_begin, std::int64_t j_end) {
     using P = direct_policy;
     if (j_begin >= j_end) return;
-    // The aliasing rules of run_panels, so the association matches: a linear
-    // epilogue seeds the sums with the residual, any other adds it last.
+    // The aliasing rules of run_panels, so the association matches: an
+    // epilogue that only adds seeds the sums with the residual, any other
+    // adds it last (the sums are in ct, so c still holds it).
     const bool res_is_c = ep.residual == c && ep.ld_residual == ldc;
-    const bool seed_with_c = res_is_c && ep.act == activation::none;
+    const bool seed_with_c = res_is_c && ep.adds_only();
     const float* res = seed_with_c ? nullptr : ep.residual;
     const std::int64_t mblocks = (panels + P::mc_panels - 1) / P::mc_panels;
     const std::int64_t ldct = (panels + mblocks - 1) / mblocks * P::mw;  // rows of the largest row block
@@ -521,18 +527,19 @@ inline VIT_AVX512 void direct_columns(const float* at, std::int64_t m, std::int6
                     }
                 }
             }
-            direct_epilogue_any(ep.act, ct, ldct, rows_main, cols, c + r0 * ldc + jc, ldc,
-                                ep.bias ? ep.bias + jc : nullptr, res ? res + r0 * ep.ld_residual + jc : nullptr,
-                                ep.ld_residual);
+            const float* bias = ep.bias ? ep.bias + jc : nullptr;
+            const float* scale = ep.scale ? ep.scale + jc : nullptr;
+            direct_epilogue_any(ep.act, ct, ldct, rows_main, cols, c + r0 * ldc + jc, ldc, bias, scale,
+                                res ? res + r0 * ep.ld_residual + jc : nullptr, ep.ld_residual);
             if (tail_here)
                 direct_tail_epilogue_any(ep.act, ctail, P::chunk, tail_here, cols, c + (r0 + rows_main) * ldc + jc,
-                                         ldc, ep.bias ? ep.bias + jc : nullptr,
-                                         res ? res + (r0 + rows_main) * ep.ld_residual + jc : nullptr, ep.ld_residual);
+                                         ldc, bias, scale, res ? res + (r0 + rows_main) * ep.ld_residual + jc : nullptr,
+                                         ep.ld_residual);
         }
     }
 }
 
-// C = act(A W^T + bias) + residual (the epilogue and aliasing rules of
+// C = act(A W^T + bias) * scale + residual (the epilogue and aliasing rules of
 // packed_linear::run), with w[n][k] read where it lies (row stride ldw).
 // Bit-identical to packed_linear<float> on the AVX-512 kernel. The caller
 // checks direct_available<float>() (cpu/dispatch.hpp).

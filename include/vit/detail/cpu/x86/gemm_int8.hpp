@@ -218,11 +218,12 @@ VIT_AVX512_VNNI inline void int8_run_panels(const std::uint8_t* qa, const row_qu
                         }
                     int8_tile_for(static_cast<int>(tr))((kc + 3) / 4, ap + i0 * P::kc, bp, pt, ncols_pad, !first,
                                                         last ? &out : nullptr, ct, ldc, m0, m1, pf);
-                    if (last && (ep.act != activation::none || res)) {
+                    if (last && (!ep.adds_only() || res)) {
                         const int vecs = (width + 15) / 16;
                         const __mmask16 tail = lanes(width % 16 ? width % 16 : 16);
                         epilogue_rows_any<true>(ep.act, ct, ldc, static_cast<int>(tr), vecs, tail, nullptr,
-                                          res ? res + (r0 + i0) * ldr + (j0 - col0) : nullptr, ldr);
+                                                ep.scale ? ep.scale + j0 : nullptr,
+                                                res ? res + (r0 + i0) * ldr + (j0 - col0) : nullptr, ldr);
                     }
                 }
             }

@@ -198,23 +198,38 @@ VIT_AVX512_INLINE __m512 activate_ps(__m512 v) {
     return v;
 }
 
-// c[i, 0:16*vecs] = act(c + bias) + residual over a block of rows, in place.
+// a * b rounded on its own, as in scalar code: GCC contracts a plain
+// _mm512_mul_ps and the add after it into one FMA, rounded once. (Zero-masked
+// with a full mask, as max_ps above.)
+VIT_AVX512_INLINE __m512 mul_rounded_ps(__m512 a, __m512 b) {
+    return _mm512_maskz_mul_round_ps(__mmask16(0xffff), a, b, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+// act(v + b) * s, an epilogue's branch (times s only if scaled).
+template <activation A, bool Coarse = false>
+VIT_AVX512_INLINE __m512 branch_ps(__m512 v, __m512 b, __m512 s, bool scaled) {
+    const __m512 x = activate_ps<A, Coarse>(_mm512_add_ps(v, b));
+    return scaled ? mul_rounded_ps(x, s) : x;
+}
+
+// c[i, 0:16*vecs] = act(c + bias) * scale + residual over a block of rows, in place.
 // `mask` covers the last vector (output column tail). Four rows at a time:
 // GELU is one long dependency chain per vector, and four independent chains
 // side by side keep both FP pipes busy (one at a time ran at half speed).
 template <activation A, bool Coarse>
 VIT_AVX512 void epilogue_rows(float* c, std::int64_t ldc, int rows, int vecs, __mmask16 mask, const float* bias,
-                              const float* res, std::int64_t ldr) {
+                              const float* scale, const float* res, std::int64_t ldr) {
     constexpr int R = 4;
     for (int v = 0; v < vecs; ++v) {
         const __mmask16 mk = v == vecs - 1 ? mask : __mmask16(0xffff);
         const __m512 b = bias ? _mm512_maskz_loadu_ps(mk, bias + 16 * v) : _mm512_setzero_ps();
+        const __m512 s = scale ? _mm512_maskz_loadu_ps(mk, scale + 16 * v) : _mm512_setzero_ps();
         int i = 0;
         for (; i + R <= rows; i += R) {
             __m512 x[R];
 #pragma GCC unroll 4
             for (int r = 0; r < R; ++r)
-                x[r] = activate_ps<A, Coarse>(_mm512_add_ps(_mm512_maskz_loadu_ps(mk, c + (i + r) * ldc + 16 * v), b));
+                x[r] = branch_ps<A, Coarse>(_mm512_maskz_loadu_ps(mk, c + (i + r) * ldc + 16 * v), b, s, scale != nullptr);
 #pragma GCC unroll 4
             for (int r = 0; r < R; ++r) {
                 if (res) x[r] = _mm512_add_ps(x[r], _mm512_maskz_loadu_ps(mk, res + (i + r) * ldr + 16 * v));
@@ -223,7 +238,7 @@ VIT_AVX512 void epilogue_rows(float* c, std::int64_t ldc, int rows, int vecs, __
         }
         for (; i < rows; ++i) {
             float* p = c + i * ldc + 16 * v;
-            __m512 x = activate_ps<A, Coarse>(_mm512_add_ps(_mm512_maskz_loadu_ps(mk, p), b));
+            __m512 x = branch_ps<A, Coarse>(_mm512_maskz_loadu_ps(mk, p), b, s, scale != nullptr);
             if (res) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mk, res + i * ldr + 16 * v));
             _mm512_mask_storeu_ps(p, mk, x);
         }
@@ -232,18 +247,18 @@ VIT_AVX512 void epilogue_rows(float* c, std::int64_t ldc, int rows, int vecs, __
 
 template <bool Coarse>
 inline void epilogue_rows_any(activation act, float* c, std::int64_t ldc, int rows, int vecs, __mmask16 mask,
-                              const float* bias, const float* res, std::int64_t ldr) {
+                              const float* bias, const float* scale, const float* res, std::int64_t ldr) {
     switch (act) {
         case activation::none:
-            return epilogue_rows<activation::none, Coarse>(c, ldc, rows, vecs, mask, bias, res, ldr);
+            return epilogue_rows<activation::none, Coarse>(c, ldc, rows, vecs, mask, bias, scale, res, ldr);
         case activation::gelu_erf:
-            return epilogue_rows<activation::gelu_erf, Coarse>(c, ldc, rows, vecs, mask, bias, res, ldr);
+            return epilogue_rows<activation::gelu_erf, Coarse>(c, ldc, rows, vecs, mask, bias, scale, res, ldr);
         case activation::gelu_tanh:
-            return epilogue_rows<activation::gelu_tanh, Coarse>(c, ldc, rows, vecs, mask, bias, res, ldr);
+            return epilogue_rows<activation::gelu_tanh, Coarse>(c, ldc, rows, vecs, mask, bias, scale, res, ldr);
         case activation::relu:
-            return epilogue_rows<activation::relu, Coarse>(c, ldc, rows, vecs, mask, bias, res, ldr);
+            return epilogue_rows<activation::relu, Coarse>(c, ldc, rows, vecs, mask, bias, scale, res, ldr);
         case activation::quick_gelu:
-            return epilogue_rows<activation::quick_gelu, Coarse>(c, ldc, rows, vecs, mask, bias, res, ldr);
+            return epilogue_rows<activation::quick_gelu, Coarse>(c, ldc, rows, vecs, mask, bias, scale, res, ldr);
     }
 }
 

@@ -1,7 +1,8 @@
 // The pre-norm Transformer encoder layer of ViT, the block the model
 // families share: x += o_proj(attention(ln_before(x))), x += fc2(act(fc1(ln_after(x)))),
 // with DINOv2's layer scale (x += lambda * branch) and SwiGLU MLP; act is the
-// family's (CLIP's quick_gelu among them), fused into fc1's product.
+// family's (CLIP's quick_gelu among them), fused into fc1's product, as the
+// layer scales are into o_proj's and fc2's.
 #pragma once
 
 #include <algorithm>
@@ -56,15 +57,6 @@ inline block_names vit_block(index_t l) {
             name("attention.attention.key"), name("attention.attention.value"), name("attention.output.dense"),
             name("intermediate.dense"),      name("output.dense"),           "",
             "",                              false};
-}
-
-// x[r, j] += scale[j] * y[r, j]: a layer-scaled residual branch.
-template <class T>
-void add_scaled(T* x, const T* y, const std::vector<T>& scale, index_t rows, thread_pool& pool) {
-    const index_t h = index_t(scale.size());
-    pool.parallel_for(rows, [&](index_t r) {
-        for (index_t j = 0; j < h; ++j) x[r * h + j] += y[r * h + j] * scale[std::size_t(j)];
-    });
 }
 
 template <class T>
@@ -124,12 +116,8 @@ struct encoder_layer {
             m = B;
             context = b.qkv;
         }
-        if (scale1.empty()) {
-            o_proj.add_to(context, m, H, b.x, H, pool);
-        } else {  // x + lambda1 * o_proj(.): the branch into ln, spent since the q | k | v product
-            o_proj.run(context, m, H, b.ln, H, pool);
-            add_scaled(b.x, b.ln, scale1, m, pool);
-        }
+        // x + lambda1 * o_proj(.) with a layer scale (null: none), in the product's epilogue.
+        o_proj.add_to(context, m, H, b.x, H, pool, scale1.empty() ? nullptr : scale1.data());
         clock.lap(&profile::attention_output);
         // x = x + fc2(act(fc1(layernorm_after(x))))
         ln_after.run(b.x, b.ln, m, pool);
@@ -147,12 +135,7 @@ struct encoder_layer {
             fc1.run(b.ln, m, H, b.mlp, I, pool, s.act);
         }
         clock.lap(&profile::mlp_up);
-        if (scale2.empty()) {
-            fc2.add_to(b.mlp, m, I, b.x, H, pool);
-        } else {
-            fc2.run(b.mlp, m, I, b.ln, H, pool);
-            add_scaled(b.x, b.ln, scale2, m, pool);
-        }
+        fc2.add_to(b.mlp, m, I, b.x, H, pool, scale2.empty() ? nullptr : scale2.data());
         clock.lap(&profile::mlp_down);
         return m;
     }
