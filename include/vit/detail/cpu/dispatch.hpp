@@ -86,6 +86,12 @@ bool layer_norm_vectorized() {
     return std::is_same_v<T, float> && cpu().avx512;
 }
 
+// Whether SwiGLU's gate runs vectorised (AVX-512) for T.
+template <class T>
+bool swiglu_vectorized() {
+    return std::is_same_v<T, float> && cpu().avx512;
+}
+
 // Whether a float32 layer can run straight from the checkpoint's mapped
 // rows (the direct kernel) until its packed copy is ready.
 template <class T>

@@ -187,6 +187,18 @@ VIT_AVX512_INLINE __m512 quick_gelu_ps(__m512 x) {
     return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.f), e));
 }
 
+// out[j] = silu(x1[j]) x2[j] = x1 / (1 + exp(-x1)) x2 for j < n, SwiGLU's
+// gate. out may be x1: each vector is read before its store.
+inline VIT_AVX512 void silu_gate_row(const float* x1, const float* x2, float* out, std::int64_t n) {
+    for (std::int64_t j = 0; j < n; j += 16) {
+        const __mmask16 mk = lanes(n - j);
+        const __m512 a = _mm512_maskz_loadu_ps(mk, x1 + j);
+        const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), a), _mm512_setzero_ps());
+        const __m512 silu = _mm512_div_ps(a, _mm512_add_ps(_mm512_set1_ps(1.f), e));
+        _mm512_mask_storeu_ps(out + j, mk, _mm512_mul_ps(silu, _mm512_maskz_loadu_ps(mk, x2 + j)));
+    }
+}
+
 // Coarse: the bf16 and int8 layers' GELU (gelu_erf_coarse_ps).
 template <activation A, bool Coarse = false>
 VIT_AVX512_INLINE __m512 activate_ps(__m512 v) {

@@ -6,7 +6,6 @@
 #pragma once
 
 #include <algorithm>
-#include <cmath>
 #include <string>
 #include <vector>
 
@@ -20,6 +19,7 @@
 #include "../../nn/attention.hpp"
 #include "../../nn/layer_norm.hpp"
 #include "../../nn/linear.hpp"
+#include "../../nn/swiglu.hpp"
 #include "names.hpp"
 
 namespace vit::detail {
@@ -123,14 +123,8 @@ struct encoder_layer {
         ln_after.run(b.x, b.ln, m, pool);
         clock.lap(&profile::layer_norm);
         if (swiglu) {
-            // [m, 2I] -> silu(x1) * x2 [m, I], compacted in place: row r's outputs
-            // land at or before the inputs still to be read.
-            fc1.run(b.ln, m, H, b.mlp, 2 * I, pool);
-            for (index_t r = 0; r < m; ++r)
-                for (index_t j = 0; j < I; ++j) {
-                    const T a = b.mlp[r * 2 * I + j], g = b.mlp[r * 2 * I + I + j];
-                    b.mlp[r * I + j] = a / (T(1) + std::exp(-a)) * g;
-                }
+            fc1.run(b.ln, m, H, b.mlp, 2 * I, pool);  // [m, 2I] -> silu(x1) * x2 [m, I]
+            swiglu_gate(b.mlp, m, I, pool);
         } else {
             fc1.run(b.ln, m, H, b.mlp, I, pool, s.act);
         }

@@ -1,0 +1,42 @@
+// SwiGLU's gate (DINOv2-giant's MLP, transformers' Dinov2SwiGLUFFN): the
+// product's [rows, 2I] output x1 | x2 becomes silu(x1) * x2 [rows, I], in place.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+
+#include "../cpu/dispatch.hpp"
+#include "../cpu/thread_pool.hpp"
+#include "../cpu/x86/vmath.hpp"
+#include "../index.hpp"
+
+namespace vit::detail {
+
+// out[j] = silu(x1[j]) * x2[j] for j < n; out may be x1.
+template <class T>
+void silu_gate_row(const T* x1, const T* x2, T* out, index_t n, bool vectorized) {
+#ifdef VIT_X86
+    if constexpr (std::is_same_v<T, float>) {
+        if (vectorized) return avx512::silu_gate_row(x1, x2, out, n);
+    }
+#endif
+    (void)vectorized;
+    for (index_t j = 0; j < n; ++j) out[j] = x1[j] / (T(1) + std::exp(-x1[j])) * x2[j];
+}
+
+// h [rows, 2 * width] -> [rows, width], row r to h + r * width. A row r >= 1
+// writes below 2r widths, where row 2r's input starts; so once the rows below
+// lo are done, rows [lo, 2 lo) can run together: waves of doubling size, row
+// 0 (in place over its own x1) alone first.
+template <class T>
+void swiglu_gate(T* h, index_t rows, index_t width, thread_pool& pool, bool vectorized = swiglu_vectorized<T>()) {
+    for (index_t lo = 0, hi = 1; lo < rows; lo = hi, hi = std::min(rows, 2 * hi)) {
+        pool.parallel_for(hi - lo, [&](index_t t) {
+            const index_t r = lo + t;
+            silu_gate_row(h + r * 2 * width, h + r * 2 * width + width, h + r * width, width, vectorized);
+        });
+    }
+}
+
+}  // namespace vit::detail
