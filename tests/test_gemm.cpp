@@ -402,14 +402,14 @@ TEST_CASE("linear layers can be run concurrently from several threads", "[gemm]"
 template <class L>
 void check_rows_independent(const L& lin, const problem& p, thread_pool& pool) {
     const std::int64_t lda = p.k + 3, ldc = p.n + 5;
-    const std::vector<float> all = run_case(lin, p, p.a, true, activation::quick_gelu, res_mode::alias, pool);
+    const test::epilogue_case e{activation::quick_gelu, true, true, res_mode::alias};
+    const std::vector<float> all = run_case(lin, p, p.a, e, pool);
     const std::pair<std::int64_t, std::int64_t> windows[] = {{0, 50}, {50, 50}, {100, 50}, {0, 1},  {49, 1},
                                                              {101, 1}, {48, 2},  {96, 4},   {7, 13}, {130, 20}};
     for (const auto& [r0, rows] : windows) {
         INFO("rows " << r0 << " .. " << r0 + rows - 1 << " of " << p.m << ", n=" << p.n << " k=" << p.k);
         std::vector<float> c(p.c0.begin() + r0 * ldc, p.c0.begin() + (r0 + rows) * ldc);
-        const epilogue<float> ep = test::make_epilogue(p.bias.data(), activation::quick_gelu, res_mode::alias,
-                                                       c.data(), nullptr, ldc);
+        const epilogue<float> ep = test::make_epilogue(e, p.bias.data(), p.scale.data(), c.data(), nullptr, ldc);
         lin.run(p.a.data() + r0 * lda, rows, lda, c.data(), ldc, ep, pool);
         bool same = true;
         for (std::int64_t i = 0; i < rows * ldc; ++i) same = same && c[i] == all[(r0 * ldc) + i];
