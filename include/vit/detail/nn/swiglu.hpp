@@ -32,10 +32,16 @@ void silu_gate_row(const T* x1, const T* x2, T* out, index_t n, bool vectorized)
 template <class T>
 void swiglu_gate(T* h, index_t rows, index_t width, thread_pool& pool, bool vectorized = swiglu_vectorized<T>()) {
     for (index_t lo = 0, hi = 1; lo < rows; lo = hi, hi = std::min(rows, 2 * hi)) {
-        pool.parallel_for(hi - lo, [&](index_t t) {
+        auto row = [&](index_t t) {
             const index_t r = lo + t;
             silu_gate_row(h + r * 2 * width, h + r * 2 * width + width, h + r * width, width, vectorized);
-        });
+        };
+        // Small waves on this thread: a round on the pool costs more than their rows.
+        if (hi - lo < 32) {
+            for (index_t t = 0; t < hi - lo; ++t) row(t);
+        } else {
+            pool.parallel_for(hi - lo, row);
+        }
     }
 }
 
