@@ -27,27 +27,6 @@ struct tensor_spec {
     std::string name;
     std::vector<std::int64_t> shape;
 };
-using shape_t = std::vector<std::int64_t>;
-
-// An encoder layer's tensors under the family's names (vit::detail::block_names).
-inline void add_block(std::vector<tensor_spec>& t, const vit::detail::block_names& n, const vit::config& c,
-                      const std::string& prefix) {
-    const std::int64_t H = c.hidden_size, I = c.intermediate_size;
-    auto linear = [&](const std::string& name, std::int64_t out, std::int64_t in, bool bias) {
-        t.push_back({prefix + name + ".weight", {out, in}});
-        if (bias) t.push_back({prefix + name + ".bias", {out}});
-    };
-    for (const std::string& ln : {n.ln_before, n.ln_after}) {
-        t.push_back({prefix + ln + ".weight", {H}});
-        t.push_back({prefix + ln + ".bias", {H}});
-    }
-    for (const std::string& qkv : {n.query, n.key, n.value}) linear(qkv, H, H, c.qkv_bias);
-    linear(n.o_proj, H, H, true);
-    linear(n.fc1, n.swiglu ? 2 * I : I, H, true);
-    linear(n.fc2, H, I, true);
-    for (const std::string& s : {n.scale1, n.scale2})
-        if (!s.empty()) t.push_back({prefix + s, {H}});
-}
 
 inline void add_layer_norm(std::vector<tensor_spec>& t, const std::string& name, std::int64_t H) {
     t.push_back({name + ".weight", {H}});
@@ -58,6 +37,27 @@ inline void add_linear(std::vector<tensor_spec>& t, const std::string& name, std
                        bool bias = true) {
     t.push_back({name + ".weight", {out, in}});
     if (bias) t.push_back({name + ".bias", {out}});
+}
+
+// An encoder layer's tensors under the family's names (vit::detail::block_names).
+inline void add_block(std::vector<tensor_spec>& t, const vit::detail::block_names& n, const vit::config& c,
+                      const std::string& prefix) {
+    const std::int64_t H = c.hidden_size, I = c.intermediate_size;
+    add_layer_norm(t, prefix + n.ln_before, H);
+    add_layer_norm(t, prefix + n.ln_after, H);
+    for (const std::string& qkv : {n.query, n.key, n.value}) add_linear(t, prefix + qkv, H, H, c.qkv_bias);
+    add_linear(t, prefix + n.o_proj, H, H);
+    add_linear(t, prefix + n.fc1, n.swiglu ? 2 * I : I, H);
+    add_linear(t, prefix + n.fc2, H, I);
+    for (const std::string& s : {n.scale1, n.scale2})
+        if (!s.empty()) t.push_back({prefix + s, {H}});
+}
+
+// ViT's, DeiT's and DINOv2's patch projection (a Conv2d with bias).
+inline void add_patch_projection(std::vector<tensor_spec>& t, const std::string& prefix, const vit::config& c) {
+    const std::int64_t H = c.hidden_size, P = c.patch_size;
+    t.push_back({prefix + "embeddings.patch_embeddings.projection.weight", {H, c.num_channels, P, P}});
+    t.push_back({prefix + "embeddings.patch_embeddings.projection.bias", {H}});
 }
 
 // What a hub checkpoint of config `c` holds: every tensor the vision model
@@ -76,8 +76,7 @@ inline std::vector<tensor_spec> hub_tensors(const vit::config& c) {
             t.push_back({p + "embeddings.cls_token", {1, 1, H}});
             if (deit) t.push_back({p + d::deit_names::distillation_token, {1, 1, H}});
             t.push_back({p + "embeddings.position_embeddings", {1, N + c.prefix_tokens(), H}});
-            t.push_back({p + "embeddings.patch_embeddings.projection.weight", {H, C, P, P}});
-            t.push_back({p + "embeddings.patch_embeddings.projection.bias", {H}});
+            add_patch_projection(t, p, c);
             for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) add_block(t, d::vit_block(l), c, p);
             add_layer_norm(t, p + "layernorm", H);
             if (deit) {
@@ -97,8 +96,7 @@ inline std::vector<tensor_spec> hub_tensors(const vit::config& c) {
             t.push_back({p + "embeddings.position_embeddings", {1, N + 1, H}});
             if (registers && c.num_register_tokens > 0)
                 t.push_back({p + "embeddings.register_tokens", {1, c.num_register_tokens, H}});
-            t.push_back({p + "embeddings.patch_embeddings.projection.weight", {H, C, P, P}});
-            t.push_back({p + "embeddings.patch_embeddings.projection.bias", {H}});
+            add_patch_projection(t, p, c);
             for (std::int64_t l = 0; l < c.num_hidden_layers; ++l)
                 add_block(t, d::dinov2_names::layer(l, c.use_swiglu_ffn), c, p);
             add_layer_norm(t, p + "layernorm", H);
