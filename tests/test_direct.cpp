@@ -16,6 +16,7 @@
 #include "vit/detail/io/checkpoint.hpp"
 #include "vit/detail/nn/layer_norm.hpp"
 #include "vit/detail/nn/linear.hpp"
+#include "vit/detail/models/layers.hpp"
 #include "vit/detail/models/vit/names.hpp"
 
 using namespace vit::detail;
@@ -175,10 +176,9 @@ TEST_CASE("a deferred stacked layer equals the packed one, with and without bias
     const std::string a = "encoder.layer.0.attention.attention.";
     for (bool has_bias : {true, false}) {
         CAPTURE(has_bias);
-        const linear<float>::spec s{{a + "query", a + "key", a + "value"}, H, H, {}, has_bias};
-        linear<float> deferred, packed;
-        deferred.load(src, s, vit::precision::f32, true);
-        packed.load(src, s, vit::precision::f32, false);
+        const linear_spec s{{a + "query", a + "key", a + "value"}, H, H, {}, has_bias};
+        linear<float> deferred = load_linear<float>(src, s, vit::precision::f32, true);
+        linear<float> packed = load_linear<float>(src, s, vit::precision::f32, false);
         REQUIRE(deferred.packed);
         REQUIRE_FALSE(deferred.packed->load());
         const std::int64_t m = 17;

@@ -10,16 +10,14 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <vit/config.hpp>
 #include <vit/detail/io/safetensors.hpp>
-#include <vit/detail/models/clip/names.hpp>
-#include <vit/detail/models/deit/names.hpp>
-#include <vit/detail/models/dinov2/names.hpp>
-#include <vit/detail/models/vit/encoder.hpp>
+#include <vit/detail/models/registry.hpp>
 
 namespace formula {
 
@@ -39,96 +37,55 @@ inline void add_linear(std::vector<tensor_spec>& t, const std::string& name, std
     if (bias) t.push_back({name + ".bias", {out}});
 }
 
-// An encoder layer's tensors under the family's names (vit::detail::block_names).
+using name_map = std::function<std::string(const std::string&)>;
+
+// An encoder layer's tensors under the file's names of the family's (vit::detail::block_names).
 inline void add_block(std::vector<tensor_spec>& t, const vit::detail::block_names& n, const vit::config& c,
-                      const std::string& prefix) {
+                      const name_map& file) {
     const std::int64_t H = c.hidden_size, I = c.intermediate_size;
-    add_layer_norm(t, prefix + n.ln_before, H);
-    add_layer_norm(t, prefix + n.ln_after, H);
-    for (const std::string& qkv : {n.query, n.key, n.value}) add_linear(t, prefix + qkv, H, H, c.qkv_bias);
-    add_linear(t, prefix + n.o_proj, H, H);
-    add_linear(t, prefix + n.fc1, n.swiglu ? 2 * I : I, H);
-    add_linear(t, prefix + n.fc2, H, I);
+    add_layer_norm(t, file(n.ln_before), H);
+    add_layer_norm(t, file(n.ln_after), H);
+    for (const std::string& qkv : {n.query, n.key, n.value}) add_linear(t, file(qkv), H, H, c.qkv_bias);
+    add_linear(t, file(n.o_proj), H, H);
+    add_linear(t, file(n.fc1), n.swiglu ? 2 * I : I, H);
+    add_linear(t, file(n.fc2), H, I);
     for (const std::string& s : {n.scale1, n.scale2})
-        if (!s.empty()) t.push_back({prefix + s, {H}});
+        if (!s.empty()) t.push_back({file(s), {H}});
 }
 
-// ViT's, DeiT's and DINOv2's patch projection (a Conv2d with bias).
-inline void add_patch_projection(std::vector<tensor_spec>& t, const std::string& prefix, const vit::config& c) {
-    const std::int64_t H = c.hidden_size, P = c.patch_size;
-    t.push_back({prefix + "embeddings.patch_embeddings.projection.weight", {H, c.num_channels, P, P}});
-    t.push_back({prefix + "embeddings.patch_embeddings.projection.bias", {H}});
+// A tensor, LayerNorm or linear of the family's tables, under the file's name.
+inline void add_part(std::vector<tensor_spec>& t, const vit::detail::tensor_part& p, const name_map& file) {
+    using kind = vit::detail::tensor_part::kind;
+    const std::string name = file(p.name);
+    if (p.what == kind::tensor) t.push_back({name, p.shape});
+    if (p.what == kind::layer_norm) add_layer_norm(t, name, p.shape.at(0));
+    if (p.what == kind::linear) {
+        t.push_back({name + ".weight", p.shape});
+        if (p.bias) t.push_back({name + ".bias", {p.shape.at(0)}});
+    }
 }
 
 // What a hub checkpoint of config `c` holds: every tensor the vision model
-// has (a CLIPModel's or SiglipModel's text tower left out), with its shape.
+// has (a CLIPModel's or SiglipModel's text tower left out), with its shape,
+// from the family's tables, named as the loader maps them to a hub file.
 inline std::vector<tensor_spec> hub_tensors(const vit::config& c) {
-    using vit::model_family;
-    namespace d = vit::detail;
-    const std::int64_t H = c.hidden_size, C = c.num_channels, P = c.patch_size, N = c.num_patches();
-    const bool classifier = c.arch == vit::architecture::image_classification;
     std::vector<tensor_spec> t;
-    switch (c.family) {
-        case model_family::vit:
-        case model_family::deit_distilled: {
-            const bool deit = c.family == model_family::deit_distilled;
-            const std::string p = deit ? "deit." : classifier ? "vit." : "";
-            t.push_back({p + "embeddings.cls_token", {1, 1, H}});
-            if (deit) t.push_back({p + d::deit_names::distillation_token, {1, 1, H}});
-            t.push_back({p + "embeddings.position_embeddings", {1, N + c.prefix_tokens(), H}});
-            add_patch_projection(t, p, c);
-            for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) add_block(t, d::vit_block(l), c, p);
-            add_layer_norm(t, p + "layernorm", H);
-            if (deit) {
-                add_linear(t, d::deit_names::cls_classifier, c.num_labels(), H);
-                add_linear(t, d::deit_names::distillation_classifier, c.num_labels(), H);
-            } else if (classifier) {
-                add_linear(t, "classifier", c.num_labels(), H);
-            }
-            break;
-        }
-        case model_family::dinov2:
-        case model_family::dinov2_registers: {
-            const bool registers = c.family == model_family::dinov2_registers;
-            const std::string p = !classifier ? "" : registers ? "dinov2_with_registers." : "dinov2.";
-            t.push_back({p + "embeddings.cls_token", {1, 1, H}});
-            t.push_back({p + "embeddings.mask_token", {1, H}});
-            t.push_back({p + "embeddings.position_embeddings", {1, N + 1, H}});
-            if (registers && c.num_register_tokens > 0)
-                t.push_back({p + "embeddings.register_tokens", {1, c.num_register_tokens, H}});
-            add_patch_projection(t, p, c);
-            for (std::int64_t l = 0; l < c.num_hidden_layers; ++l)
-                add_block(t, d::dinov2_names::layer(l, c.use_swiglu_ffn), c, p);
-            add_layer_norm(t, p + "layernorm", H);
-            if (classifier) add_linear(t, "classifier", c.num_labels(), 2 * H);
-            break;
-        }
-        case model_family::clip:
-        case model_family::siglip: {
-            const bool clip = c.family == model_family::clip;
-            const std::string p = d::clip_names::tower;
-            if (clip) t.push_back({p + "embeddings.class_embedding", {H}});
-            t.push_back({p + "embeddings.patch_embedding.weight", {H, C, P, P}});
-            if (!clip) t.push_back({p + "embeddings.patch_embedding.bias", {H}});
-            t.push_back({p + "embeddings.position_embedding.weight", {N + (clip ? 1 : 0), H}});
-            if (clip) add_layer_norm(t, p + "pre_layrnorm", H);
-            for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) add_block(t, d::clip_names::layer(l), c, "");
-            add_layer_norm(t, p + "post_layernorm", H);
-            if (clip && c.architecture_name != "CLIPVisionModel")
-                add_linear(t, "visual_projection", c.projection_dim, H, false);
-            if (!clip) {  // the attention-pooling head (siglip/head.hpp)
-                const std::string h = p + "head.";
-                t.push_back({h + "probe", {1, 1, H}});
-                t.push_back({h + "attention.in_proj_weight", {3 * H, H}});
-                t.push_back({h + "attention.in_proj_bias", {3 * H}});
-                add_linear(t, h + "attention.out_proj", H, H);
-                add_layer_norm(t, h + "layernorm", H);
-                add_linear(t, h + "mlp.fc1", c.intermediate_size, H);
-                add_linear(t, h + "mlp.fc2", H, c.intermediate_size);
-            }
-            break;
-        }
-    }
+    vit::detail::with_family(c.family, [&](auto f) {
+        using F = decltype(f);
+        const vit::detail::embedding_parts e = F::embeddings(c);
+        // A hub file holds its embeddings under the family's prefix for this architecture.
+        const std::string prefix = F::hub_prefix(c);
+        auto contains = [&](const std::string& n) {
+            return !prefix.empty() && ((e.cls && n == prefix + e.cls.name) || n == prefix + e.position.name);
+        };
+        const name_map file = F::file_names(contains);
+        for (const vit::detail::tensor_part& p : {e.cls, e.extra, e.position, e.patch, e.pre_norm})
+            if (p) add_part(t, p, file);
+        for (const vit::detail::tensor_part& p : e.unread) add_part(t, p, file);
+        for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) add_block(t, F::block(l, c), c, file);
+        for (const vit::detail::tensor_part& p : F::head_parts(c))
+            if (p) add_part(t, p, file);
+    });
     return t;
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <vit/detail/json.hpp>
 #include <vit/error.hpp>
 #include <vit/image.hpp>
 
@@ -72,19 +73,10 @@ inline std::string b64encode(const std::string& in) {
     return out;
 }
 
-// A JSON integer in [lo, hi] (|lo|, |hi| <= 2^53). nlohmann's get<int>() of
-// a JSON float out of the type's range, such as 1e30 or an integer literal
-// too long for 64 bits, is a float-to-integer cast: undefined behaviour.
+// A JSON integer in [lo, hi] (|lo|, |hi| <= 2^53), or a float within it
+// (truncated): vit::detail::json_int, naming the request's field.
 inline std::int64_t get_int(const nlohmann::json& v, const char* what, std::int64_t lo, std::int64_t hi) {
-    bool ok;
-    if (v.is_number_unsigned()) {
-        const auto u = v.get<std::uint64_t>();
-        ok = u <= std::uint64_t(hi) && std::int64_t(u) >= lo;
-    } else if (v.is_number_integer()) ok = v.get<std::int64_t>() >= lo && v.get<std::int64_t>() <= hi;
-    else if (v.is_number_float()) ok = v.get<double>() >= double(lo) && v.get<double>() <= double(hi);
-    else return v.get<std::int64_t>();  // not a number: nlohmann's type_error
-    if (!ok) throw vit::error(std::string(what) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-    return v.get<std::int64_t>();
+    return vit::detail::json_int(v, "request", what, lo, hi, true);
 }
 
 inline vit::image decode_one(const std::string& bytes, const std::string& name) {

@@ -3,15 +3,13 @@
 #pragma once
 
 #include <cstdint>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "detail/escape.hpp"
-#include "detail/io/mapped_file.hpp"
+#include "detail/json.hpp"
 #include "error.hpp"
 
 namespace vit {
@@ -31,22 +29,13 @@ enum class model_family {
     siglip,            // SiglipModel, SiglipVisionModel: the vision tower
 };
 
-inline const char* family_name(model_family f) {
-    switch (f) {
-        case model_family::vit: return "vit";
-        case model_family::dinov2: return "dinov2";
-        case model_family::dinov2_registers: return "dinov2_with_registers";
-        case model_family::deit_distilled: return "deit";
-        case model_family::clip: return "clip";
-        case model_family::siglip: return "siglip";
-    }
-    return "?";
-}
+// The family's first model_type ("dinov2_with_registers" for DINOv2 with registers).
+inline const char* family_name(model_family f);
 
 enum class hidden_act { gelu, gelu_tanh, relu, quick_gelu };
 
 struct config {
-    model_family family = model_family::vit;
+    model_family family{};  // the first: the family of a config without model_type
     architecture arch = architecture::image_classification;
     std::string architecture_name;  // architectures[0], or empty
     int image_height = 224, image_width = 224;  // ViTConfig defaults
@@ -66,14 +55,7 @@ struct config {
 
     // Tokens before the patches: CLS (none for SigLIP), DeiT's distillation
     // token, DINOv2's registers.
-    int prefix_tokens() const {
-        switch (family) {
-            case model_family::siglip: return 0;
-            case model_family::deit_distilled: return 2;
-            case model_family::dinov2_registers: return 1 + num_register_tokens;
-            default: return 1;
-        }
-    }
+    int prefix_tokens() const;
 
     int grid_height() const { return image_height / patch_size; }
     int grid_width() const { return image_width / patch_size; }
@@ -84,158 +66,44 @@ struct config {
 
 namespace detail {
 
-// Limits on the JSON files of a checkpoint folder (config.json, shard
-// indexes). The largest real ones (21k ImageNet labels, indexes of thousands
-// of shards) are around a megabyte and nest 3 deep.
-struct json_limits {
-    std::size_t max_bytes = std::size_t(16) << 20;
-    std::size_t max_depth = 64;
+// The families' registry (detail/models/registry.hpp, included below):
+// fn(F{}) for each family's room F, or for the one of id.
+template <class Fn>
+void for_each_family(Fn&& fn);
+template <class Fn>
+void with_family(model_family id, Fn&& fn);
+// The family of a config without model_type: the registry's first.
+inline model_family default_family();
+
+// An architectures[0] a family runs, as image_classification or backbone.
+struct accepted_architecture {
+    const char* name;
+    architecture arch;
 };
-
-// Reads and parses a JSON file. Mapped, so it must be a regular file (not a
-// FIFO or /dev/zero, which would be read forever) within max_bytes; the
-// depth limit keeps "[[[[..." from costing ~80 bytes of tree per byte.
-inline nlohmann::json read_json_file(const std::string& path, const json_limits& limits = {}) {
-    const mapped_file file(path);
-    if (file.size() > limits.max_bytes)
-        throw error(path + ": " + std::to_string(file.size()) + " bytes, over the limit of " +
-                    std::to_string(limits.max_bytes) + " for a JSON file");
-    std::size_t depth = 0;
-    const nlohmann::json::parser_callback_t cb = [&](int, nlohmann::json::parse_event_t ev, nlohmann::json&) {
-        using event = nlohmann::json::parse_event_t;
-        if (ev == event::object_start || ev == event::array_start) {
-            if (++depth > limits.max_depth)
-                throw error(path + ": JSON nests deeper than " + std::to_string(limits.max_depth) + " levels");
-        } else if (ev == event::object_end || ev == event::array_end) {
-            --depth;
-        }
-        return true;
-    };
-    try {
-        return nlohmann::json::parse(file.data(), file.data() + file.size(), cb);
-    } catch (const nlohmann::json::exception& e) {
-        throw error(path + ": not valid JSON: " + escape_for_message(e.what(), 400));
-    }
-}
-
-// Reads an integer field within [lo, hi], or keeps `value` when absent.
-inline void read_int(const nlohmann::json& j, const char* key, int& value, long long lo, long long hi,
-                     const std::string& file) {
-    if (!j.contains(key)) return;
-    const auto& v = j.at(key);
-    if (!v.is_number_integer())
-        throw error(file + ": '" + key + "' must be an integer, got " + escape_for_message(v.dump()));
-    // Unsigned beyond long long would wrap in get<long long>() and be
-    // reported as a different number than the file holds.
-    if (v.is_number_unsigned() && v.get<unsigned long long>() > static_cast<unsigned long long>(hi))
-        throw error(file + ": '" + key + "' is " + std::to_string(v.get<unsigned long long>()) + ", expected " +
-                    std::to_string(lo) + " to " + std::to_string(hi));
-    const long long x = v.get<long long>();
-    if (x < lo || x > hi)
-        throw error(file + ": '" + key + "' is " + std::to_string(x) + ", expected " + std::to_string(lo) +
-                    " to " + std::to_string(hi));
-    value = static_cast<int>(x);
-}
-
-}  // namespace detail
-
-namespace detail {
 
 // An architectures[0] the family runs, as image_classification or backbone.
 inline void set_architecture(config& c, const std::string& file) {
-    struct accepted {
-        const char* name;
-        architecture arch;
-    };
-    using A = architecture;
-    std::vector<accepted> names;
-    A absent = A::backbone;
-    switch (c.family) {
-        case model_family::vit:
-            names = {{"ViTForImageClassification", A::image_classification}, {"ViTModel", A::backbone}};
-            absent = A::image_classification;
-            break;
-        case model_family::dinov2:
-            names = {{"Dinov2Model", A::backbone}, {"Dinov2ForImageClassification", A::image_classification}};
-            break;
-        case model_family::dinov2_registers:
-            names = {{"Dinov2WithRegistersModel", A::backbone},
-                     {"Dinov2WithRegistersForImageClassification", A::image_classification}};
-            break;
-        case model_family::deit_distilled:
-            names = {{"DeiTForImageClassificationWithTeacher", A::image_classification}};
-            absent = A::image_classification;
-            break;
-        case model_family::clip:
-            names = {{"CLIPModel", A::backbone}, {"CLIPVisionModelWithProjection", A::backbone},
-                     {"CLIPVisionModel", A::backbone}};
-            break;
-        case model_family::siglip: names = {{"SiglipModel", A::backbone}, {"SiglipVisionModel", A::backbone}}; break;
-    }
-    if (c.architecture_name.empty()) {
-        c.arch = absent;
-        return;
-    }
-    std::string list;
-    for (const accepted& a : names) {
-        if (c.architecture_name == a.name) {
-            c.arch = a.arch;
+    with_family(c.family, [&](auto f) {
+        using F = decltype(f);
+        const auto names = F::architectures();
+        if (c.architecture_name.empty()) {
+            c.arch = F::absent;
             return;
         }
-        list += (list.empty() ? "" : names.size() == 2 ? " or " : ", ") + std::string(a.name);
-    }
-    throw error(file + ": architecture '" + escape_for_message(c.architecture_name) + "' is not supported" +
-                (c.family == model_family::vit ? std::string()
-                                               : std::string(" for model_type '") + family_name(c.family) + "'") +
-                " (" + list + ")");
-}
-
-// transformers' config defaults of each family (ViTConfig's are config's own).
-inline void family_defaults(config& c) {
-    switch (c.family) {
-        case model_family::vit:
-        case model_family::deit_distilled: break;
-        case model_family::dinov2:
-        case model_family::dinov2_registers:
-            c.patch_size = 14;
-            c.layer_norm_eps = 1e-6;
-            c.num_register_tokens = c.family == model_family::dinov2_registers ? 4 : 0;
-            break;
-        case model_family::clip:
-            c.patch_size = 32;
-            c.act = hidden_act::quick_gelu;
-            c.layer_norm_eps = 1e-5;
-            c.projection_dim = 512;
-            break;
-        case model_family::siglip:
-            c.act = hidden_act::gelu_tanh;
-            c.layer_norm_eps = 1e-6;
-            break;
-    }
-}
-
-// DINOv2's MLP width from mlp_ratio (and SwiGLU's rounding), its registers.
-inline void dinov2_fields(const nlohmann::json& j, config& c, const std::string& file) {
-    double ratio = 4;
-    if (j.contains("mlp_ratio")) {
-        const auto& v = j.at("mlp_ratio");
-        if (!v.is_number() || !(v.get<double>() > 0) || v.get<double>() > 64)
-            throw error(file + ": 'mlp_ratio' must be a number in (0, 64], got " + escape_for_message(v.dump()));
-        ratio = v.get<double>();
-    }
-    if (j.contains("use_swiglu_ffn")) {
-        if (!j.at("use_swiglu_ffn").is_boolean()) throw error(file + ": 'use_swiglu_ffn' must be true or false");
-        c.use_swiglu_ffn = j.at("use_swiglu_ffn").get<bool>();
-    }
-    // int(H * mlp_ratio); SwiGLU: (int(hidden * 2 / 3) + 7) // 8 * 8, as Python computes them.
-    const long long hidden = static_cast<long long>(double(c.hidden_size) * ratio);
-    const long long width = c.use_swiglu_ffn ? (static_cast<long long>(double(hidden) * 2 / 3) + 7) / 8 * 8 : hidden;
-    if (width < 1 || width > 262144)
-        throw error(file + ": mlp_ratio " + escape_for_message(j.contains("mlp_ratio") ? j.at("mlp_ratio").dump() : "4") +
-                    " gives an MLP width of " + std::to_string(width) + ", expected 1 to 262144");
-    c.intermediate_size = int(width);
-    if (c.family == model_family::dinov2_registers)
-        read_int(j, "num_register_tokens", c.num_register_tokens, 0, 1024, file);
+        std::string list;
+        for (const auto& a : names) {
+            if (c.architecture_name == a.name) {
+                c.arch = a.arch;
+                return;
+            }
+            list += (list.empty() ? "" : names.size() == 2 ? " or " : ", ") + std::string(a.name);
+        }
+        // The default family (no model_type) is not named.
+        throw error(file + ": architecture '" + escape_for_message(c.architecture_name) + "' is not supported" +
+                    (c.family == default_family() ? std::string()
+                                                  : std::string(" for model_type '") + family_name(c.family) + "'") +
+                    " (" + list + ")");
+    });
 }
 
 // The fields of the (vision) model's config that change the math.
@@ -261,12 +129,14 @@ inline void read_fields(const nlohmann::json& j, config& c, const std::string& f
     read_int(j, "num_hidden_layers", c.num_hidden_layers, 0, 1024, file);
     read_int(j, "num_attention_heads", c.num_attention_heads, 1, 4096, file);
     read_int(j, "intermediate_size", c.intermediate_size, 1, 262144, file);
-    if (c.family == model_family::dinov2 || c.family == model_family::dinov2_registers) dinov2_fields(j, c, file);
+    with_family(c.family, [&](auto f) { decltype(f)::read_fields(j, c, file); });  // DINOv2's mlp_ratio ...
     if (c.hidden_size % c.num_attention_heads != 0)
         throw error(file + ": hidden_size " + std::to_string(c.hidden_size) + " is not a multiple of num_attention_heads " +
                     std::to_string(c.num_attention_heads));
     if (c.image_height < c.patch_size || c.image_width < c.patch_size)
         throw error(file + ": image_size is smaller than patch_size " + std::to_string(c.patch_size));
+    bool quick_gelu = false;
+    with_family(c.family, [&](auto f) { quick_gelu = decltype(f)::quick_gelu; });
     if (j.contains("hidden_act")) {
         const auto& v = j.at("hidden_act");
         if (!v.is_string()) throw error(file + ": 'hidden_act' must be a string");
@@ -274,21 +144,13 @@ inline void read_fields(const nlohmann::json& j, config& c, const std::string& f
         if (a == "gelu") c.act = hidden_act::gelu;
         else if (a == "gelu_new" || a == "gelu_pytorch_tanh" || a == "gelu_fast") c.act = hidden_act::gelu_tanh;
         else if (a == "relu") c.act = hidden_act::relu;
-        else if (a == "quick_gelu" && c.family != model_family::vit) c.act = hidden_act::quick_gelu;
+        else if (a == "quick_gelu" && quick_gelu) c.act = hidden_act::quick_gelu;
         else
             throw error(file + ": hidden_act '" + escape_for_message(a) + "' is not supported (gelu, gelu_new, " +
-                        "gelu_pytorch_tanh, relu" + (c.family != model_family::vit ? ", quick_gelu)" : ")"));
+                        "gelu_pytorch_tanh, relu" + (quick_gelu ? ", quick_gelu)" : ")"));
     }
-    if (j.contains("layer_norm_eps")) {
-        const auto& v = j.at("layer_norm_eps");
-        if (!v.is_number() || !(v.get<double>() >= 0) || v.get<double>() > 1)
-            throw error(file + ": 'layer_norm_eps' must be a number in [0, 1], got " + escape_for_message(v.dump()));
-        c.layer_norm_eps = v.get<double>();
-    }
-    if (j.contains("qkv_bias")) {
-        if (!j.at("qkv_bias").is_boolean()) throw error(file + ": 'qkv_bias' must be true or false");
-        c.qkv_bias = j.at("qkv_bias").get<bool>();
-    }
+    read_number(j, "layer_norm_eps", c.layer_norm_eps, 0, 1, false, file);
+    read_bool(j, "qkv_bias", c.qkv_bias, file);
 }
 
 inline void read_labels(const nlohmann::json& j, config& c, const std::string& file) {
@@ -331,21 +193,20 @@ inline config parse_config(const nlohmann::json& j, const std::string& file) {
     if (!j.is_object()) throw error(file + ": not a JSON object");
     config c;
     // The family first: it picks the architectures, the defaults and where the fields are.
-    std::string type = "vit";
-    if (j.contains("model_type")) {
-        if (!j.at("model_type").is_string()) throw error(file + ": 'model_type' must be a string");
-        type = j.at("model_type").get<std::string>();
-    }
-    if (type == "vit") c.family = model_family::vit;
-    else if (type == "dinov2") c.family = model_family::dinov2;
-    else if (type == "dinov2_with_registers") c.family = model_family::dinov2_registers;
-    else if (type == "deit") c.family = model_family::deit_distilled;
-    else if (type == "clip" || type == "clip_vision_model") c.family = model_family::clip;
-    else if (type == "siglip" || type == "siglip_vision_model") c.family = model_family::siglip;
-    else
-        throw error(file + ": model_type '" + detail::escape_for_message(type) +
-                    "' is not supported (vit, dinov2, dinov2_with_registers, deit, clip, clip_vision_model, siglip, "
-                    "siglip_vision_model)");
+    const std::string type = detail::read_string(j, "model_type", "vit", file);
+    bool known = false;
+    std::string types;
+    detail::for_each_family([&](auto f) {
+        for (const char* t : decltype(f)::model_types()) {
+            if (!known && type == t) {
+                c.family = decltype(f)::id;
+                known = true;
+            }
+            types += (types.empty() ? "" : ", ") + std::string(t);
+        }
+    });
+    if (!known)
+        throw error(file + ": model_type '" + detail::escape_for_message(type) + "' is not supported (" + types + ")");
     if (j.contains("architectures")) {
         const auto& a = j.at("architectures");
         if (!a.is_array() || a.empty() || !a.at(0).is_string())
@@ -353,17 +214,49 @@ inline config parse_config(const nlohmann::json& j, const std::string& file) {
         c.architecture_name = a.at(0).get<std::string>();
     }
     detail::set_architecture(c, file);
-    detail::family_defaults(c);
-    // CLIPModel and SiglipModel keep the vision tower's fields in vision_config.
-    const bool towers = (c.family == model_family::clip || c.family == model_family::siglip) && j.contains("vision_config");
-    if (towers && !j.at("vision_config").is_object()) throw error(file + ": 'vision_config' must be an object");
-    // CLIPModel's projection_dim is its own; CLIPVisionModelWithProjection's is in its (vision) config.
-    if (c.family == model_family::clip) detail::read_int(j, "projection_dim", c.projection_dim, 1, 65536, file);
-    detail::read_fields(towers ? j.at("vision_config") : j, c, file);
+    detail::with_family(c.family, [&](auto f) {
+        using F = decltype(f);
+        F::defaults(c);
+        // CLIPModel and SiglipModel keep the vision tower's fields in vision_config.
+        const bool nested = F::vision_config && j.contains("vision_config");
+        if (nested && !j.at("vision_config").is_object()) throw error(file + ": 'vision_config' must be an object");
+        F::read_top(j, c, file);
+        detail::read_fields(nested ? j.at("vision_config") : j, c, file);
+    });
     detail::read_labels(j, c, file);
     return c;
 }
 
 inline config load_config(const std::string& path) { return parse_config(detail::read_json_file(path), path); }
+
+}  // namespace vit
+
+#include "detail/models/registry.hpp"
+
+namespace vit {
+
+inline const char* family_name(model_family f) {
+    const char* name = "?";
+    detail::for_each_family([&](auto g) {
+        if (decltype(g)::id == f) name = decltype(g)::model_types().front();
+    });
+    return name;
+}
+
+inline int config::prefix_tokens() const {
+    int n = 1;
+    detail::with_family(family, [&](auto f) { n = decltype(f)::prefix_tokens(*this); });
+    return n;
+}
+
+inline model_family detail::default_family() {
+    bool first = true;
+    model_family id{};
+    for_each_family([&](auto f) {
+        if (first) id = decltype(f)::id;
+        first = false;
+    });
+    return id;
+}
 
 }  // namespace vit

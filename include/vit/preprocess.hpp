@@ -12,6 +12,7 @@
 
 #include "config.hpp"
 #include "detail/escape.hpp"
+#include "detail/json.hpp"
 #include "error.hpp"
 
 namespace vit {
@@ -59,53 +60,24 @@ struct preprocess_config {
 
 namespace detail {
 
-inline std::string json_type(const nlohmann::json& j) { return j.type_name(); }
-
-inline int json_positive_int(const nlohmann::json& j, const std::string& file, const std::string& key) {
-    if (!j.is_number_integer() || j.get<long long>() <= 0 || j.get<long long>() > 1000000)
-        throw error(file + ": key '" + key + "': expected a positive integer, got " +
-                    (j.is_number() ? j.dump() : json_type(j)));
-    return int(j.get<long long>());
-}
-
-inline bool json_bool(const nlohmann::json& j, const std::string& file, const std::string& key) {
-    if (!j.is_boolean()) throw error(file + ": key '" + key + "': expected true or false, got " + json_type(j));
-    return j.get<bool>();
-}
-
-inline double json_number(const nlohmann::json& j, const std::string& file, const std::string& key) {
-    if (!j.is_number()) throw error(file + ": key '" + key + "': expected a number, got " + json_type(j));
-    const double v = j.get<double>();
-    if (!std::isfinite(v)) throw error(file + ": key '" + key + "': expected a finite number");
-    return v;
-}
-
-// A per-channel statistic: three numbers, or one number for all channels.
-inline std::array<double, 3> json_triple(const nlohmann::json& j, const std::string& file, const std::string& key) {
-    if (j.is_number()) {
-        const double v = json_number(j, file, key);
-        return {v, v, v};
-    }
-    if (!j.is_array() || j.size() != 3)
-        throw error(file + ": key '" + key + "': expected 3 numbers (one per RGB channel), got " +
-                    (j.is_array() ? std::to_string(j.size()) + " values" : json_type(j)));
-    std::array<double, 3> v{};
-    for (std::size_t i = 0; i < 3; ++i) v[i] = json_number(j.at(i), file, key + "[" + std::to_string(i) + "]");
-    return v;
+// What an image processor class's rules are, from the families' rooms: a
+// listed class (or its ...Fast twin) normalises in float32 and may read an
+// integer `size` as a shortest edge; others follow ViTImageProcessor.
+struct processor_rules {
+    bool float32_normalize = false;
+    bool int_size_is_shortest_edge = false;
+};
+inline processor_rules processor_of(const std::string& type) {
+    processor_rules r;
+    for_each_family([&](auto f) {
+        for (const processor_rule& p : decltype(f)::processors())
+            if (type == p.name || type == std::string(p.name) + "Fast")
+                r = {true, p.int_size_is_shortest_edge};
+    });
+    return r;
 }
 
 }  // namespace detail
-
-// The processor classes whose rules differ from ViTImageProcessor's: an
-// integer `size` is a shortest edge (CLIP: default_to_square false) or a
-// square (the others); pixel values are normalised in float32.
-inline bool family_processor(const std::string& type) {
-    for (const char* t : {"BitImageProcessor", "CLIPImageProcessor", "CLIPFeatureExtractor", "SiglipImageProcessor",
-                          "DeiTImageProcessor", "DeiTFeatureExtractor"})
-        if (type == t || type == std::string(t) + "Fast") return true;
-    return false;
-}
-inline bool clip_processor(const std::string& type) { return type.rfind("CLIP", 0) == 0; }
 
 // Reads DIR/preprocessor_config.json; an absent file gives the defaults.
 // `size` may be an int (a square, or for CLIP a shortest edge),
@@ -128,11 +100,12 @@ inline preprocess_config load_preprocess_config(const std::string& model_dir) {
     std::string type;
     for (const char* key : {"image_processor_type", "feature_extractor_type"})
         if (type.empty() && j.contains(key) && j.at(key).is_string()) type = j.at(key).get<std::string>();
-    cfg.float32_normalize = family_processor(type);
+    const processor_rules rules = processor_of(type);
+    cfg.float32_normalize = rules.float32_normalize;
     if (j.contains("do_resize")) cfg.do_resize = json_bool(j.at("do_resize"), file, "do_resize");
     if (j.contains("size")) {
         const nlohmann::json& s = j.at("size");
-        if (s.is_number_integer() && clip_processor(type)) {
+        if (s.is_number_integer() && rules.int_size_is_shortest_edge) {
             cfg.shortest_edge = cfg.width = cfg.height = json_positive_int(s, file, "size");
             cfg.size_mode = size_rule::shortest_edge;
         } else if (s.is_number_integer()) {

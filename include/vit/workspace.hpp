@@ -13,6 +13,11 @@
 
 namespace vit {
 
+namespace detail {
+template <class>
+class patch_embeddings;
+}  // namespace detail
+
 // Buffers and threads for forward passes. Reuse one across calls to avoid
 // allocating (it grows to the largest batch seen); give each thread that
 // calls a model at the same time its own.
@@ -25,6 +30,8 @@ public:
 private:
     template <class>
     friend class basic_model;
+    template <class>
+    friend class detail::patch_embeddings;
     // All of a group's activations live in one block, on huge pages where
     // it is large enough (aligned_array): fewer TLB misses for the products'
     // row-strided accesses (BENCHMARKS.md). Grows, never shrinks.

@@ -6,9 +6,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "../../config.hpp"
 #include "../../error.hpp"
 #include "../escape.hpp"
+#include "../json.hpp"
 #include "pytorch.hpp"
 #include "safetensors.hpp"
 #include "tensor_store.hpp"

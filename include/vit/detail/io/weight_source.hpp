@@ -28,6 +28,7 @@ public:
 
     bool has(const std::string& canonical) const { return store_.contains(file_name(canonical)); }
     const std::string& where() const { return where_; }
+    const tensor_store& store() const { return store_; }
 
     // The tensor's dtype; f32 for a missing tensor (read() then names it).
     dtype dtype_of(const std::string& canonical) const {

@@ -5,12 +5,13 @@
 #include <cmath>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../cpu/dispatch.hpp"
 #include "../cpu/thread_pool.hpp"
 #include "../cpu/x86/layer_norm.hpp"
-#include "../io/weight_source.hpp"
+#include "../index.hpp"
 
 namespace vit::detail {
 
@@ -19,11 +20,9 @@ struct layer_norm {
     std::vector<T> weight, bias;  // [H]
     double eps = 1e-12;
 
-    void load(const weight_source& w, const std::string& name, index_t hidden, double eps_) {
-        weight = w.read<T>(name + ".weight", {hidden});
-        bias = w.read<T>(name + ".bias", {hidden});
-        eps = eps_;
-    }
+    layer_norm() = default;
+    layer_norm(std::vector<T> weight_, std::vector<T> bias_, double eps_)
+        : weight(std::move(weight_)), bias(std::move(bias_)), eps(eps_) {}
 
     // y[r] = (x[r] - mean) / sqrt(var + eps) * weight + bias, biased variance.
     // Statistics in double: 24 layers of float rounding stay within 1e-5.
@@ -59,10 +58,5 @@ struct layer_norm {
 
     bool fast_ = layer_norm_vectorized<T>();  // tests turn it off to compare
 };
-
-// nn.Linear, or several stacked into one (query|key|value): a weight
-// [out, in] and a bias [out] (zeros when the checkpoint has none), computed in
-// the chosen precision. An int8 checkpoint (tensor `NAME.weight` of dtype I8 with
-// per-output-channel scales `NAME.weight_scale` [out], as vit-convert writes)
 
 }  // namespace vit::detail

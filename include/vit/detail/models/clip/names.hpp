@@ -6,7 +6,7 @@
 #include <string>
 
 #include "../../index.hpp"
-#include "../vit/encoder.hpp"
+#include "../block_names.hpp"
 
 namespace vit::detail::clip_names {
 

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "../../index.hpp"
-#include "../vit/encoder.hpp"
+#include "../block_names.hpp"
 
 namespace vit::detail::dinov2_names {
 
@@ -25,9 +25,11 @@ inline block_names layer(index_t l, bool swiglu) {
 }
 
 // The classifier's checkpoint nests the model under its base_model_prefix.
+inline std::string base_prefix(bool registers) { return registers ? "dinov2_with_registers." : "dinov2."; }
+
 template <class Contains>
 std::string prefix(Contains&& contains, bool registers) {
-    const std::string p = registers ? "dinov2_with_registers." : "dinov2.";
+    const std::string p = base_prefix(registers);
     return contains(p + "embeddings.cls_token") ? p : "";
 }
 

@@ -1,7 +1,7 @@
-// SigLIP's attention-pooling (MAP) head: a learned probe attends over the
-// tokens after post_layernorm (nn.MultiheadAttention, q | k | v packed in
-// in_proj), then out_proj, and a residual LayerNorm + MLP; the probe's row is
-// the pooled image feature.
+// SigLIP's head: post_layernorm over every token, then the attention-pooling
+// (MAP) head: a learned probe attends over the tokens (nn.MultiheadAttention,
+// q | k | v packed in in_proj), then out_proj, and a residual LayerNorm + MLP;
+// the probe's row is the pooled image feature (pooler_output).
 #pragma once
 
 #include <algorithm>
@@ -16,7 +16,9 @@
 #include "../../io/weight_source.hpp"
 #include "../../nn/layer_norm.hpp"
 #include "../../nn/linear.hpp"
-#include "../clip/names.hpp"
+#include "../head.hpp"
+#include "../layers.hpp"
+#include "family.hpp"
 
 namespace vit::detail {
 
@@ -29,16 +31,18 @@ struct map_head {
     index_t hidden = 0, inter = 0, heads = 1;
     activation act = activation::gelu_tanh;
 
+    // parts: siglip_family::head_parts after post_layernorm: probe,
+    // in_proj weight and bias, out_proj, layernorm, fc1, fc2.
     void load(const weight_source& w, const config& c, activation act_) {
-        using spec = typename linear<T>::spec;
         const index_t H = hidden = c.hidden_size;
         inter = c.intermediate_size;
         heads = c.num_attention_heads;
         act = act_;
-        const std::string p = clip_names::tower + "head.";
-        const std::vector<T> probe = w.read<T>(p + "probe", {1, 1, H});
-        const std::vector<T> in_w = w.read<T>(p + "attention.in_proj_weight", {3 * H, H});
-        const std::vector<T> in_b = w.read<T>(p + "attention.in_proj_bias", {3 * H});
+        const std::vector<tensor_part> parts = siglip_family::head_parts(c);
+        auto read = [&](std::size_t i) { return w.read<T>(parts[i].name, parts[i].shape); };
+        const std::vector<T> probe = read(1);
+        const std::vector<T> in_w = read(2);
+        const std::vector<T> in_b = read(3);
         query.assign(std::size_t(H), 0.0);
         for (index_t i = 0; i < H; ++i) {
             double s = double(in_b[std::size_t(i)]);
@@ -47,10 +51,10 @@ struct map_head {
         }
         kv.product = packed_linear<T>(in_w.data() + H * H, 2 * H, H);
         kv.bias.assign(in_b.begin() + std::ptrdiff_t(H), in_b.end());
-        out_proj.load(w, spec{{p + "attention.out_proj"}, H, H, {}, true}, precision::f32);
-        ln.load(w, p + "layernorm", H, c.layer_norm_eps);
-        fc1.load(w, spec{{p + "mlp.fc1"}, inter, H, {}, true}, precision::f32);
-        fc2.load(w, spec{{p + "mlp.fc2"}, H, inter, {}, true}, precision::f32);
+        out_proj = load_linear<T>(w, parts[4], precision::f32);
+        ln = load_layer_norm<T>(w, parts[5], c.layer_norm_eps);
+        fc1 = load_linear<T>(w, parts[6], precision::f32);
+        fc2 = load_linear<T>(w, parts[7], precision::f32);
     }
 
     // tokens [B * Tk, H] -> out [B, H]. Scratch: kvbuf [B * Tk, 2H], ctx and
@@ -84,6 +88,36 @@ struct map_head {
         fc1.run(normed, B, H, mlp, inter, pool, act);
         fc2.add_to(mlp, B, inter, out, H, pool);
     }
+};
+
+template <class T>
+class siglip_head : public family_head<T> {
+    using base = family_head<T>;
+
+public:
+    void load(const weight_source& w, const config& c, activation act) override {
+        this->hidden_ = c.hidden_size;
+        post_ln_ = load_layer_norm<T>(w, siglip_family::post_norm(c), c.layer_norm_eps);
+        map_head_.load(w, c, act);
+    }
+
+    void size_outputs(output<T>& out, index_t B) const override { out.pooler_output.resize(B, this->hidden_); }
+
+    void run(const head_input<T>& g, output<T>& out) const override {
+        const index_t H = this->hidden_, B = g.images, Tk = g.tokens;
+        const encoder_buffers<T>& b = g.b;
+        post_ln_.run(b.x, b.ln, B * Tk, g.pool);
+        if (g.opt.output_last_hidden_state) base::keep_tokens(g, out, b.ln, H);
+        // x is free now; ctx holds [rows, H] with rows >= 2B.
+        map_head_.run(b.ln, B, Tk, b.qkv, b.ctx, b.ctx + B * H, b.mlp, b.x, g.pool);
+        base::rows_of(g, out.pooler_output, b.x, H);
+    }
+
+    bool computes_pooler() const override { return true; }
+
+private:
+    layer_norm<T> post_ln_;  // post_layernorm [H]
+    map_head<T> map_head_;
 };
 
 }  // namespace vit::detail

@@ -20,7 +20,8 @@
 #include "../../nn/layer_norm.hpp"
 #include "../../nn/linear.hpp"
 #include "../../nn/swiglu.hpp"
-#include "names.hpp"
+#include "../block_names.hpp"
+#include "../layers.hpp"
 
 namespace vit::detail {
 
@@ -42,23 +43,6 @@ struct encoder_shape {
     attention_kernel attention;
 };
 
-// A layer's tensor names (canonical, for the weight_source), and what its
-// family adds to ViT's block.
-struct block_names {
-    std::string ln_before, ln_after, query, key, value, o_proj, fc1, fc2;
-    std::string scale1, scale2;  // layer scale lambda1 [H] of each branch, or empty
-    bool swiglu = false;         // fc1 = weights_in [2I, H]: silu(first half) * second half
-};
-
-// ViT's names (vit_names), the classic ones.
-inline block_names vit_block(index_t l) {
-    auto name = [l](const char* part) { return vit_names::layer(l, part); };
-    return {name("layernorm_before"),        name("layernorm_after"),        name("attention.attention.query"),
-            name("attention.attention.key"), name("attention.attention.value"), name("attention.output.dense"),
-            name("intermediate.dense"),      name("output.dense"),           "",
-            "",                              false};
-}
-
 template <class T>
 struct encoder_layer {
     layer_norm<T> ln_before, ln_after;  // [H]
@@ -70,15 +54,14 @@ struct encoder_layer {
     bool swiglu = false;
 
     void load(const weight_source& w, const block_names& n, const config& c, precision compute, bool defer) {
-        using spec = typename linear<T>::spec;
         const index_t H = c.hidden_size, I = c.intermediate_size;
-        ln_before.load(w, n.ln_before, H, c.layer_norm_eps);
-        ln_after.load(w, n.ln_after, H, c.layer_norm_eps);
+        ln_before = load_layer_norm<T>(w, n.ln_before, H, c.layer_norm_eps);
+        ln_after = load_layer_norm<T>(w, n.ln_after, H, c.layer_norm_eps);
         // One [3H, H] product instead of three [H, H]: a third of the passes over the activations.
-        qkv.load(w, spec{{n.query, n.key, n.value}, H, H, {}, c.qkv_bias}, compute, defer);
-        o_proj.load(w, spec{{n.o_proj}, H, H, {}, true}, compute, defer);
-        fc1.load(w, spec{{n.fc1}, n.swiglu ? 2 * I : I, H, {}, true}, compute, defer);
-        fc2.load(w, spec{{n.fc2}, H, I, {}, true}, compute, defer);
+        qkv = load_linear<T>(w, linear_spec{{n.query, n.key, n.value}, H, H, {}, c.qkv_bias}, compute, defer);
+        o_proj = load_linear<T>(w, linear_spec{{n.o_proj}, H, H, {}, true}, compute, defer);
+        fc1 = load_linear<T>(w, linear_spec{{n.fc1}, n.swiglu ? 2 * I : I, H, {}, true}, compute, defer);
+        fc2 = load_linear<T>(w, linear_spec{{n.fc2}, H, I, {}, true}, compute, defer);
         if (!n.scale1.empty()) scale1 = w.read<T>(n.scale1, {H});
         if (!n.scale2.empty()) scale2 = w.read<T>(n.scale2, {H});
         swiglu = n.swiglu;

@@ -1,13 +1,12 @@
 // The one table of ViT tensor names: what a checkpoint holds, under the
 // classic hub names and transformers 5's, used by the loader and vit-convert
-// (and, through vit_block, the formula checkpoints).
+// (and, through vit_family::block, the formula checkpoints).
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "../../../config.hpp"
 
 namespace vit::detail::vit_names {
 
