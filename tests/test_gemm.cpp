@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "gemm_helpers.hpp"
-#include "vit/detail/cpu/gemm.hpp"
-#include "vit/detail/cpu/gemm_bf16.hpp"
-#include "vit/detail/cpu/gemm_int8.hpp"
+#include "vit/detail/cpu/packed_linear.hpp"
+#include "vit/detail/cpu/packed_linear_bf16.hpp"
+#include "vit/detail/cpu/packed_linear_int8.hpp"
 #include "vit/detail/nn/swiglu.hpp"
 
 using namespace vit::detail;
@@ -287,7 +287,7 @@ TEST_CASE("bf16 linear layers match a double reference on bf16-rounded inputs", 
 }
 
 // int8: reference = the layer in double with the dequantized weights and the
-// exact activations. Bound per element (see gemm_int8.hpp): activation
+// exact activations. Bound per element (see packed_linear_int8.hpp): activation
 // quantization (s_i / 2) sum_k |w_jk|, times the activation's slope (<= 1.13),
 // plus fp32 rounding. The VNNI path and the scalar path do the same integer
 // arithmetic, so they agree to a few ulp.
