@@ -44,6 +44,9 @@ enum class attention_kernel { portable, f32, bf16 };
 struct cpu_features {
     bool avx2 = false, avx512 = false, avx512_bf16 = false, avx512_vnni = false;
     bool amx = false;  // AMX-BF16 tiles, enabled by the OS: detected for build_info, no kernel uses them yet
+    // Whether the AVX512_BF16 dot products outrun fp32 FMAs (AMD's do; Intel's
+    // do not, there bf16 buys half the weight memory, not speed).
+    bool bf16_faster = false;
 };
 
 // Building with VIT_FORCE_PORTABLE defined makes an x86 CPU report none of
@@ -58,6 +61,7 @@ inline cpu_features detect_cpu() {
     c.avx512_bf16 = f.avx512_bf16;
     c.avx512_vnni = f.avx512_vnni;
     c.amx = f.amx_bf16 && f.amx_tile && f.amx_os;
+    c.bf16_faster = f.avx512_bf16 && f.amd;
 #endif
     return c;
 }
