@@ -29,7 +29,7 @@
 
 #include <sys/mman.h>
 
-#include "vit/detail/cpu/gemm.hpp"
+#include "vit/detail/cpu/packed_linear.hpp"
 #include "vit/detail/cpu/x86/gemm_direct.hpp"
 #include "bench_common.hpp"
 

@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "vit/detail/cpu/gemm.hpp"
-#include "vit/detail/cpu/gemm_bf16.hpp"
-#include "vit/detail/cpu/gemm_int8.hpp"
+#include "vit/detail/cpu/packed_linear.hpp"
+#include "vit/detail/cpu/packed_linear_bf16.hpp"
+#include "vit/detail/cpu/packed_linear_int8.hpp"
 #include "bench_common.hpp"
 
 using namespace vit::detail;

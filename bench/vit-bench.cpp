@@ -227,6 +227,7 @@ int main(int argc, char** argv) {
                             {"first_s_per_image", first_s},
                             {"peak_rss_mb", peak_rss_mb()}};
         if (decode_s >= 0) j["decode_s"] = decode_s;
+        if (prec == vit::precision::bf16) j["bf16"] = vit::bf16_gain();
         // Per image, averaged over the timed calls.
         const double per = 1.0 / (double(reps) * batch);
         if (profile) {
@@ -244,6 +245,7 @@ int main(int argc, char** argv) {
             std::printf("load %.3f s (process start to loaded model %.3f s, to packed weights %.3f s), first call "
                         "%.4f s/image, peak RSS %.0f MB\n",
                         load_s, ready_s, packed_s, first_s, peak_rss_mb());
+            if (prec == vit::precision::bf16) std::printf("%s\n", vit::bf16_gain().c_str());
             if (decode_s >= 0) std::printf("decode and preprocess %s: median %.4f s\n", image_path.c_str(), decode_s);
             if (profile) {
                 std::printf("%-18s %10s %7s\n", "stage", "ms/image", "share");

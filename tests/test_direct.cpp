@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "gemm_helpers.hpp"
-#include "vit/detail/cpu/gemm.hpp"
+#include "vit/detail/cpu/packed_linear.hpp"
 #include "vit/detail/cpu/x86/gemm_direct.hpp"
 #include "vit/detail/io/checkpoint.hpp"
 #include "vit/detail/nn/layer_norm.hpp"

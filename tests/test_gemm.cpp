@@ -10,9 +10,10 @@
 #include <vector>
 
 #include "gemm_helpers.hpp"
-#include "vit/detail/cpu/gemm.hpp"
-#include "vit/detail/cpu/gemm_bf16.hpp"
-#include "vit/detail/cpu/gemm_int8.hpp"
+#include "vit/build_info.hpp"
+#include "vit/detail/cpu/packed_linear.hpp"
+#include "vit/detail/cpu/packed_linear_bf16.hpp"
+#include "vit/detail/cpu/packed_linear_int8.hpp"
 #include "vit/detail/nn/swiglu.hpp"
 
 using namespace vit::detail;
@@ -287,7 +288,7 @@ TEST_CASE("bf16 linear layers match a double reference on bf16-rounded inputs", 
 }
 
 // int8: reference = the layer in double with the dequantized weights and the
-// exact activations. Bound per element (see gemm_int8.hpp): activation
+// exact activations. Bound per element (see packed_linear_int8.hpp): activation
 // quantization (s_i / 2) sum_k |w_jk|, times the activation's slope (<= 1.13),
 // plus fp32 rounding. The VNNI path and the scalar path do the same integer
 // arithmetic, so they agree to a few ulp.
@@ -492,4 +493,44 @@ TEST_CASE("SwiGLU's gate in place matches silu(x1) * x2", "[gemm]") {
                         }
                     CHECK(worst < std::ldexp(1.0, -21));
                 }
+}
+
+TEST_CASE("the kernel table falls back to a filled row at or below a request", "[gemm]") {
+    const kernel_table& t = kernels();
+    REQUIRE(t.f32[0].pack);  // the portable rows are always there
+    REQUIRE(t.bf16[0].pack);
+    REQUIRE(t.int8[0].pack);
+    REQUIRE(t.attention_f32[0]);
+    for (const gemm_kernel want : {gemm_kernel::automatic, gemm_kernel::portable, gemm_kernel::avx2, gemm_kernel::avx512}) {
+        const int top = want == gemm_kernel::automatic ? 3 : int(want);
+        for (const gemm_kernel got : {resolve_kernel(want), resolve_bf16_kernel(want), resolve_int8_kernel(want)})
+            CHECK(int(got) <= top);
+        CHECK(gemm_for<float>(want).kernel == resolve_kernel(want));
+        CHECK(bf16_for(want).kernel == resolve_bf16_kernel(want));
+        CHECK(int8_for(want).kernel == resolve_int8_kernel(want));
+    }
+    // No AVX2 bf16 or int8 kernel: that request runs the portable one.
+    CHECK(resolve_bf16_kernel(gemm_kernel::avx2) == gemm_kernel::portable);
+    CHECK(resolve_int8_kernel(gemm_kernel::avx2) == gemm_kernel::portable);
+    CHECK(resolve_kernel(gemm_kernel::portable) == gemm_kernel::portable);
+    CHECK((resolve_kernel(gemm_kernel::automatic) == gemm_kernel::avx512) == cpu().avx512);
+    CHECK((resolve_bf16_kernel(gemm_kernel::automatic) == gemm_kernel::avx512) == cpu().avx512_bf16);
+    CHECK((resolve_int8_kernel(gemm_kernel::automatic) == gemm_kernel::avx512) == cpu().avx512_vnni);
+    CHECK(gemm_for<double>(gemm_kernel::avx512).kernel == gemm_kernel::portable);
+    CHECK(attention_head_for<double>(attention_kernel::f32) == t.attention_f64);
+    CHECK(!layer_norm_vectorized<double>());
+    CHECK(!swiglu_vectorized<double>());
+    CHECK(!direct_available<double>());
+}
+
+TEST_CASE("build_info says what bf16 buys on this CPU", "[gemm]") {
+    const std::string s = vit::bf16_gain();
+    CAPTURE(s);
+    if (!cpu().avx512_bf16) {
+        CHECK(s.find("emulated") != std::string::npos);
+    } else {
+        CHECK(s.find("halves the weight memory") != std::string::npos);
+        CHECK((s.find("faster products") != std::string::npos) == cpu().bf16_faster);
+        CHECK((s.find("AMX") != std::string::npos) == (cpu().amx && !cpu().bf16_faster));
+    }
 }

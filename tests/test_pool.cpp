@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include <vit/detail/cpu/gemm.hpp>
+#include <vit/detail/cpu/packed_linear.hpp>
 #include <vit/detail/cpu/thread_pool.hpp>
 
 using vit::detail::thread_pool;

@@ -10,7 +10,7 @@
 
 #include "config.hpp"
 #include "detail/io/checkpoint.hpp"
-#include "detail/cpu/gemm_int8.hpp"
+#include "detail/cpu/packed_linear_int8.hpp"
 #include "detail/io/safetensors.hpp"
 #include "detail/models/vit/names.hpp"
 #include "error.hpp"

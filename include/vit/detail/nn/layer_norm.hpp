@@ -10,7 +10,6 @@
 
 #include "../cpu/dispatch.hpp"
 #include "../cpu/thread_pool.hpp"
-#include "../cpu/x86/layer_norm.hpp"
 #include "../index.hpp"
 
 namespace vit::detail {
@@ -29,17 +28,13 @@ struct layer_norm {
     void run(const T* x, T* y, index_t rows, thread_pool& pool) const {
         const index_t h = static_cast<index_t>(weight.size());
         const index_t block = 16;
+        const layer_norm_row_fn<T> fast = fast_ ? layer_norm_row_for<T>() : nullptr;
         pool.parallel_for((rows + block - 1) / block, [&](index_t t) {
             for (index_t r = t * block; r < std::min(rows, (t + 1) * block); ++r) {
-#ifdef VIT_X86
-                if constexpr (std::is_same_v<T, float>) {
-                    if (fast_) {
-                        avx512::layer_norm_row(x + r * h, y + r * h, weight.data(), bias.data(), h, eps);
-                        continue;
-                    }
-                }
-#endif
-                row(x + r * h, y + r * h, h);
+                if (fast)
+                    fast(x + r * h, y + r * h, weight.data(), bias.data(), h, eps);
+                else
+                    row(x + r * h, y + r * h, h);
             }
         });
     }

@@ -13,11 +13,10 @@
 
 #include "../../error.hpp"
 #include "../cpu/dispatch.hpp"
-#include "../cpu/gemm.hpp"
-#include "../cpu/gemm_bf16.hpp"
-#include "../cpu/gemm_int8.hpp"
+#include "../cpu/packed_linear.hpp"
+#include "../cpu/packed_linear_bf16.hpp"
+#include "../cpu/packed_linear_int8.hpp"
 #include "../cpu/thread_pool.hpp"
-#include "../cpu/x86/gemm_direct.hpp"
 #include "../index.hpp"
 
 namespace vit::detail {
@@ -98,9 +97,9 @@ struct linear {
 private:
     void compute(const T* x, index_t m, index_t ldx, T* y, index_t ldy, const epilogue<T>& ep,
                  thread_pool& pool) const {
-#ifdef VIT_X86
         if constexpr (std::is_same<T, float>::value) {
             if (packed && !packed->load(std::memory_order_acquire)) {
+                const direct_run_fn direct = kernels().direct_f32;  // set: can_defer() said so
                 // Straight from the file, one stacked part at a time: columns
                 // are independent, so this equals the stacked product.
                 for (std::size_t p = 0; p < file_.parts.size(); ++p) {
@@ -109,13 +108,11 @@ private:
                     part.bias = ep.bias + off;
                     if (ep.scale) part.scale = ep.scale + off;
                     if (ep.residual) part.residual = ep.residual + off;
-                    avx512::direct_run(x, m, ldx, file_.parts[p], file_.part_out, file_.in, file_.in, y + off, ldy,
-                                       part, pool);
+                    direct(x, m, ldx, file_.parts[p], file_.part_out, file_.in, file_.in, y + off, ldy, part, pool);
                 }
                 return;
             }
         }
-#endif
         std::visit([&](const auto& p) { p.run(x, m, ldx, y, ldy, ep, pool); }, product);
     }
 };

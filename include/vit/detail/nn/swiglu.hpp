@@ -4,24 +4,18 @@
 
 #include <algorithm>
 #include <cmath>
-#include <type_traits>
 
 #include "../cpu/dispatch.hpp"
 #include "../cpu/thread_pool.hpp"
-#include "../cpu/x86/vmath.hpp"
 #include "../index.hpp"
 
 namespace vit::detail {
 
-// out[j] = silu(x1[j]) * x2[j] for j < n; out may be x1.
+// out[j] = silu(x1[j]) * x2[j] for j < n; out may be x1. fast: the kernel
+// table's row, or null.
 template <class T>
-void silu_gate_row(const T* x1, const T* x2, T* out, index_t n, bool vectorized) {
-#ifdef VIT_X86
-    if constexpr (std::is_same_v<T, float>) {
-        if (vectorized) return avx512::silu_gate_row(x1, x2, out, n);
-    }
-#endif
-    (void)vectorized;
+void silu_gate_row(const T* x1, const T* x2, T* out, index_t n, silu_gate_row_fn<T> fast) {
+    if (fast) return fast(x1, x2, out, n);
     for (index_t j = 0; j < n; ++j) out[j] = x1[j] / (T(1) + std::exp(-x1[j])) * x2[j];
 }
 
@@ -31,10 +25,11 @@ void silu_gate_row(const T* x1, const T* x2, T* out, index_t n, bool vectorized)
 // 0 (in place over its own x1) alone first.
 template <class T>
 void swiglu_gate(T* h, index_t rows, index_t width, thread_pool& pool, bool vectorized = swiglu_vectorized<T>()) {
+    const silu_gate_row_fn<T> fast = vectorized ? silu_gate_row_for<T>() : nullptr;
     for (index_t lo = 0, hi = 1; lo < rows; lo = hi, hi = std::min(rows, 2 * hi)) {
         auto row = [&](index_t t) {
             const index_t r = lo + t;
-            silu_gate_row(h + r * 2 * width, h + r * 2 * width + width, h + r * width, width, vectorized);
+            silu_gate_row(h + r * 2 * width, h + r * 2 * width + width, h + r * width, width, fast);
         };
         // Small waves on this thread: a round on the pool costs more than their rows.
         if (hi - lo < 32) {

@@ -9,7 +9,7 @@
 
 #include <Eigen/Core>
 
-#include "../../nn/attention_args.hpp"
+#include "../attention_args.hpp"
 #include "../memory.hpp"
 
 namespace vit::detail {

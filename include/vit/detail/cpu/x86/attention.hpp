@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "../../nn/attention_args.hpp"
+#include "../attention_args.hpp"
 #include "../memory.hpp"
 #include "../thread_pool.hpp"
 #include "vmath.hpp"

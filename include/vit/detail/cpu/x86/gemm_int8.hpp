@@ -231,6 +231,30 @@ VIT_AVX512_VNNI inline void int8_run_panels(const std::uint8_t* qa, const row_qu
     }
 }
 
+// The whole product: the activations quantized once, split over the threads
+// (every thread then reads all of them), then the threads split the panels.
+inline void int8_run(const float* a, std::int64_t m, std::int64_t lda, const std::int8_t* wp, const float* col_scale,
+                     const std::int32_t* col_sum, std::int64_t n, std::int64_t k, float* c, std::int64_t ldc,
+                     const epilogue<float>& ep, thread_pool& pool) {
+    using P = int8_policy;
+    const std::int64_t kblocks = (k + P::kc - 1) / P::kc;
+    auto* qa = static_cast<std::uint8_t*>(thread_scratch(scratch::kernel_2, std::size_t(kblocks * m * P::kc)));
+    auto* rq = static_cast<row_quant*>(thread_scratch(scratch::kernel_1, sizeof(row_quant) * m));
+    const std::int64_t parts = std::min<std::int64_t>(pool.size(), m);
+    pool.parallel_for(parts, [&](std::int64_t t) {
+        const std::int64_t r0 = even_split(m, parts, t), r1 = even_split(m, parts, t + 1);
+        int8_row_quants(a + r0 * lda, lda, r1 - r0, k, rq + r0);
+        for (std::int64_t kb = 0; kb < kblocks; ++kb) {
+            const std::int64_t k0 = kb * P::kc;
+            int8_pack_a(a + r0 * lda + k0, lda, r1 - r0, static_cast<int>(std::min<std::int64_t>(P::kc, k - k0)),
+                        rq + r0, qa + kb * m * P::kc + r0 * P::kc);
+        }
+    });
+    pool.balanced_ranges((n + 31) / 32, [&](std::int64_t p0, std::int64_t p1) {
+        int8_run_panels(qa, rq, m, wp, col_scale, col_sum, n, k, c, ldc, ep, p0, p1);
+    });
+}
+
 }  // namespace avx512
 
 }  // namespace vit::detail
