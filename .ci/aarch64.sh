@@ -46,7 +46,7 @@ fi
 
 step "configure"
 cmake -S "$src" -B "$build" -DCMAKE_TOOLCHAIN_FILE="$src/cmake/aarch64-linux-gnu.cmake" \
-  -DCMAKE_BUILD_TYPE=Release -DVIT_BUILD_BENCHMARKS=OFF -DVIT_BUILD_EXAMPLES=ON -DVIT_INSTALL=OFF
+  -DCMAKE_BUILD_TYPE=Release -DVIT_BUILD_BENCHMARKS=OFF -DVIT_BUILD_APPS=ON -DVIT_BUILD_EXAMPLES=OFF -DVIT_INSTALL=OFF
 
 step "build (vit_tests, vit-classify)"
 status=0
@@ -64,7 +64,7 @@ step "vit-classify under qemu-aarch64, 1 and 2 threads"
 model=$src/tests/data/vit-tiny-random/model
 image=$src/tests/data/images/coco_cats.png
 for t in 1 2; do
-  timeout 300 qemu-aarch64 -L "$sysroot" -E LD_LIBRARY_PATH="$sysroot/lib" "$build/examples/vit-classify" \
+  timeout 300 qemu-aarch64 -L "$sysroot" -E LD_LIBRARY_PATH="$sysroot/lib" "$build/apps/vit-classify/vit-classify" \
     --model "$model" --threads "$t" --json --logits "$image" > "$build/classify-$t.json"
 done
 cmp "$build/classify-1.json" "$build/classify-2.json"

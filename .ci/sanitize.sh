@@ -17,7 +17,7 @@
 #   cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 #     -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer" \
 #     -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread \
-#     -DVIT_BUILD_EXAMPLES=OFF -DVIT_BUILD_BENCHMARKS=OFF
+#     -DVIT_BUILD_APPS=OFF -DVIT_BUILD_EXAMPLES=OFF -DVIT_BUILD_BENCHMARKS=OFF
 #   make -C build-tsan vit_tests && TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/vit_tests '[threads]'
 set -eu
 
@@ -52,7 +52,7 @@ warn="-Wno-maybe-uninitialized"
 step "ASan+UBSan build"
 cmake -S "$src" -B "$root/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_FLAGS="$san $warn" -DCMAKE_EXE_LINKER_FLAGS="$san" \
-  -DVIT_BUILD_EXAMPLES=OFF -DVIT_BUILD_BENCHMARKS=OFF >/dev/null
+  -DVIT_BUILD_APPS=OFF -DVIT_BUILD_EXAMPLES=OFF -DVIT_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build "$root/build-asan" --target vit_tests -j "$jobs"
 
 step "vit_tests under ASan+UBSan, without [large]"
@@ -65,7 +65,7 @@ UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 # ---- vit-serve under ASan+UBSan: its tests (hostile requests included) on an
 # instrumented server. The timing test and the browser test are left to the
 # plain build: under ASan they measure the sanitizer.
-if dpkg -s libboost1.81-dev >/dev/null 2>&1; then
+if dpkg -s libboost-dev >/dev/null 2>&1; then
   step "vit-serve under ASan+UBSan"
   # -fno-sanitize=vptr: UBSan's vptr check reports Boost.System's constant-
   # initialised error categories as "invalid vptr" (a known false positive,
@@ -85,7 +85,7 @@ if [ "${VIT_TSAN:-0}" = 1 ]; then
   tsan="-fsanitize=thread -fno-omit-frame-pointer"
   cmake -S "$src" -B "$root/build-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_FLAGS="$tsan" -DCMAKE_EXE_LINKER_FLAGS="$tsan" \
-    -DVIT_BUILD_EXAMPLES=OFF -DVIT_BUILD_BENCHMARKS=OFF >/dev/null
+    -DVIT_BUILD_APPS=OFF -DVIT_BUILD_EXAMPLES=OFF -DVIT_BUILD_BENCHMARKS=OFF >/dev/null
   cmake --build "$root/build-tsan" --target vit_tests -j "$jobs"
   step "[threads] under TSan"
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 "$root/build-tsan/tests/vit_tests" '[threads]'

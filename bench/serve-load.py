@@ -18,7 +18,7 @@ issue sets targets for:
 
 Needs only Python's standard library.
 
-  bench/serve-load.py --serve build/examples/vit-serve --bench build/bench/vit-bench \\
+  bench/serve-load.py --serve build/apps/vit-serve/vit-serve --bench build/bench/vit-bench \\
       --model /tmp/vit-large [--rounds 3] [--json out.json]
 """
 import argparse

@@ -8,7 +8,7 @@
 # Prints the medians, the median ratio of each pair, the cost per million
 # images (from the steady rate of the C-task runs) and the peak RSS.
 #
-#   bench/shard-throughput.sh build/examples/vit-classify MODEL_DIR [images] [pairs] [dtypes]
+#   bench/shard-throughput.sh build/apps/vit-classify/vit-classify MODEL_DIR [images] [pairs] [dtypes]
 #
 # MODEL_DIR: a full-size checkpoint, e.g. from
 #   build/bench/vit-make-formula tests/data/vit-large-formula/config.json /tmp/vit-large

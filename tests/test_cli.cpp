@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdio>
+#include <sstream>
 
 #include "cli.hpp"
 #include "helpers.hpp"
@@ -215,5 +216,27 @@ TEST_CASE("examples/similarity: the cosine of transformers' DINOv2 pooler output
     INFO(r.out);
     REQUIRE(r.out.rfind("pooler_output cosine ", 0) == 0);
     CHECK(std::abs(std::stod(r.out.substr(21)) - want) < 1e-5);
+}
+#endif
+
+#ifdef VIT_CLASSIFY_EXAMPLE
+TEST_CASE("examples/classify: the README's program prints transformers' top 5") {
+    const auto r = test::run_shell("'" + std::string(VIT_CLASSIFY_EXAMPLE) + "' '" + tiny + "' '" +
+                                   test::data("images/coco_cats.png") + "'");
+    REQUIRE(r.status == 0);
+    INFO(r.out);
+    const auto top5 = nlohmann::json::parse(slurp(test::data("vit-tiny-random/reference.json")))
+                          .at("images").at("coco_cats").at("top5");
+    std::istringstream lines(r.out);
+    std::string line;
+    std::size_t n = 0;
+    for (; std::getline(lines, line); ++n) {
+        REQUIRE(n < top5.size());
+        const auto sep = line.find("  ");
+        REQUIRE(sep != std::string::npos);
+        CHECK(std::abs(std::stod(line.substr(0, sep)) - top5.at(n).at(1).get<double>()) < 1e-5);
+        CHECK(line.substr(sep + 2) == top5.at(n).at(0).get<std::string>());
+    }
+    CHECK(n == 5);
 }
 #endif

@@ -14,7 +14,7 @@
 
 #include <vit/vit.hpp>
 
-#include "../../examples/rollout.hpp"
+#include "common/rollout.hpp"
 
 namespace serve {
 

@@ -20,7 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <vit/vit.hpp>
 
-#include "../../examples/hub.hpp"
+#include "common/hub.hpp"
 #include "batcher.hpp"
 #include "metrics.hpp"
 #include "page.hpp"

@@ -5,7 +5,7 @@
 // #heat, #err, #token).
 //
 // The heat map is drawn as vit-classify --attention-map draws it
-// (examples/vit-classify.cpp write_attention_map): the patch grid from
+// (apps/vit-classify/main.cpp write_attention_map): the patch grid from
 // POST /attention upsampled bilinearly with cell centres aligned, rescaled
 // to min..max, jet-like colour, alpha 0.25 + 0.45 t. The canvas lies over
 // the image at its displayed size, so the browser's "source over" blend

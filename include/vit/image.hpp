@@ -20,6 +20,7 @@
 #include <stb_image_write.h>
 
 #include "detail/image/decoders.hpp"
+#include "detail/image/resample.hpp"
 #include "detail/io/mapped_file.hpp"
 #include "error.hpp"
 #include "image_types.hpp"

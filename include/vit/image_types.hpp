@@ -1,4 +1,5 @@
-// The decoded image the preprocessing works on.
+// The decoded image the preprocessing works on, and the resampling filters
+// that resize it (no image code: preprocess.hpp and vit::core use them too).
 #pragma once
 
 #include <cstdint>
@@ -17,5 +18,20 @@ struct image_limits {
     // header, before any pixel memory is allocated.
     std::uint64_t max_pixels = 89478485;
 };
+
+// PIL.Image.Resampling numbering, as preprocessor_config.json stores it.
+enum class resample { nearest = 0, lanczos = 1, bilinear = 2, bicubic = 3, box = 4, hamming = 5 };
+
+inline const char* resample_name(resample r) {
+    switch (r) {
+        case resample::nearest: return "nearest";
+        case resample::lanczos: return "lanczos";
+        case resample::bilinear: return "bilinear";
+        case resample::bicubic: return "bicubic";
+        case resample::box: return "box";
+        case resample::hamming: return "hamming";
+    }
+    return "?";
+}
 
 }  // namespace vit

@@ -14,23 +14,9 @@
 #include "detail/escape.hpp"
 #include "detail/json.hpp"
 #include "error.hpp"
+#include "image_types.hpp"
 
 namespace vit {
-
-// PIL.Image.Resampling numbering, as preprocessor_config.json stores it.
-enum class resample { nearest = 0, lanczos = 1, bilinear = 2, bicubic = 3, box = 4, hamming = 5 };
-
-inline const char* resample_name(resample r) {
-    switch (r) {
-        case resample::nearest: return "nearest";
-        case resample::lanczos: return "lanczos";
-        case resample::bilinear: return "bilinear";
-        case resample::bicubic: return "bicubic";
-        case resample::box: return "box";
-        case resample::hamming: return "hamming";
-    }
-    return "?";
-}
 
 // How `size` sets the resized image's size.
 enum class size_rule {

@@ -11,7 +11,7 @@ work=$2
 target=${3:-vit}
 [ $# -ge 3 ] && shift 3 || shift $#
 rm -rf "$work" && mkdir -p "$work"
-cmake -S "$src" -B "$work/build" -DVIT_BUILD_TESTS=OFF -DVIT_BUILD_EXAMPLES=OFF -DVIT_BUILD_BENCHMARKS=OFF \
+cmake -S "$src" -B "$work/build" -DVIT_BUILD_TESTS=OFF -DVIT_BUILD_APPS=OFF -DVIT_BUILD_EXAMPLES=OFF -DVIT_BUILD_BENCHMARKS=OFF \
   -DCMAKE_INSTALL_PREFIX="$work/prefix" >/dev/null
 cmake --install "$work/build" >/dev/null
 cmake -S "$src/tests/consumer" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$work/prefix" \

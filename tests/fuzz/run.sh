@@ -19,7 +19,7 @@ nice=${NICE:-10}
 command -v clang++ >/dev/null || { echo "run.sh: clang++ not found (apt-get install clang libclang-rt-dev)" >&2; exit 2; }
 if [ ! -f "$build/CMakeCache.txt" ]; then
   CC=clang CXX=clang++ cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVIT_BUILD_FUZZERS=ON \
-    -DVIT_BUILD_EXAMPLES=OFF -DVIT_BUILD_BENCHMARKS=OFF >/dev/null
+    -DVIT_BUILD_APPS=OFF -DVIT_BUILD_EXAMPLES=OFF -DVIT_BUILD_BENCHMARKS=OFF >/dev/null
 fi
 for t in $targets; do
   nice -n "$nice" cmake --build "$build" --target "fuzz_$t" -j "$jobs" >/dev/null

@@ -14,8 +14,8 @@ import subprocess
 import threading
 import time
 
-SERVE = os.environ.get("VIT_SERVE", "build/examples/vit-serve")
-CLASSIFY = os.environ.get("VIT_CLASSIFY", "build/examples/vit-classify")
+SERVE = os.environ.get("VIT_SERVE", "build/apps/vit-serve/vit-serve")
+CLASSIFY = os.environ.get("VIT_CLASSIFY", "build/apps/vit-classify/vit-classify")
 DATA = os.environ.get("VIT_DATA", os.path.join(os.path.dirname(__file__), "..", "data"))
 ARTIFACTS = os.environ.get("VIT_ARTIFACTS", "test-artifacts")
 

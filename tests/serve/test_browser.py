@@ -10,7 +10,7 @@ vit-classify --attention-map draws it, no JS console errors. Then the
 server's {"error"} message for a file that is not an image, and the bearer
 token field against a server with --api-key-file.
 
-Run: VIT_SERVE=build/examples/vit-serve VIT_DATA=tests/data VIT_ARTIFACTS=/tmp/art \\
+Run: VIT_SERVE=build/apps/vit-serve/vit-serve VIT_DATA=tests/data VIT_ARTIFACTS=/tmp/art \\
      /usr/bin/python3 tests/serve/test_browser.py [test_name ...]
 With names, only those test_* functions run (tests/serve/CMakeLists.txt
 makes one ctest of each). Screenshots go to $VIT_ARTIFACTS (serve-page.png,

@@ -3,7 +3,7 @@
 # slurmctld and slurmd for one node on loopback, state in a temporary folder,
 # stopped at the end. The array script is the one in docs/scale.md.
 #
-#   tests/slurm/run.sh build/examples/vit-classify
+#   tests/slurm/run.sh build/apps/vit-classify/vit-classify
 #
 # Checks: the union of the four parts equals an unsharded run (same images,
 # same top-k, logits within 1e-6), no image twice, shards disjoint; then one

@@ -17,10 +17,14 @@
 #include <stdexcept>
 #include <vector>
 
+#include "../../image_types.hpp"
+
 namespace vit::detail {
 
 // PIL.Image.Resampling numbering.
 enum class pil_filter { nearest = 0, lanczos = 1, bilinear = 2, bicubic = 3, box = 4, hamming = 5 };
+
+inline pil_filter to_pil(resample r) { return pil_filter(int(r)); }
 
 // Interleaved 8-bit pixels, `channels` per pixel, rows without padding.
 struct pixels_view {

@@ -19,10 +19,10 @@
 #include <nlohmann/json.hpp>
 #include <vit/vit.hpp>
 
-#include "hub.hpp"
+#include "common/hub.hpp"
+#include "common/rollout.hpp"
 #include "inputs.hpp"
 #include "parts.hpp"
-#include "rollout.hpp"
 
 namespace {
 
