@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -234,4 +235,25 @@ TEST_CASE("Tokenizers name the folder and the missing file", "[tokenizer][hostil
     const std::string bad_json = partial_copy("clip-text-tiny", "tok-clip-badjson", {"config.json"});
     write_file(bad_json + "/tokenizer.json", "{\"model\": ");
     CHECK_THROWS_WITH(vit::tokenizer(bad_json), Catch::Contains("tokenizer.json: not valid JSON"));
+}
+
+TEST_CASE("Tokenizers encode on several threads at once", "[tokenizer]") {
+    for (const char* name : {"clip", "siglip"}) {
+        const vit::tokenizer tok(test::data(std::string(name) + "-text-tiny/model"));
+        const auto rows = truth_table(std::string(name) + "_ids.jsonl");
+        std::vector<std::string> texts;
+        for (const auto& r : rows) texts.push_back(r.text);
+        const vit::token_batch want = tok.encode(texts);
+        std::vector<vit::token_batch> got(4);
+        std::vector<std::thread> threads;
+        for (auto& g : got)
+            threads.emplace_back([&tok, &texts, &g] {
+                for (int rep = 0; rep < 20; ++rep) g = tok.encode(texts);
+            });
+        for (auto& t : threads) t.join();
+        for (const auto& g : got) {
+            CHECK(g.input_ids == want.input_ids);
+            CHECK(g.attention_mask == want.attention_mask);
+        }
+    }
 }

@@ -5,6 +5,8 @@
 //   vit::token_batch b = tok.encode({"a photo of a cat", "a dog"});
 //   // b.input_ids[i], b.attention_mask[i]: padded as the pipelines pad
 //
+// A tokenizer is immutable once loaded: encode() is const and may run on
+// several threads at once; copies share the loaded vocabulary.
 // Needs the vit::text CMake target (utf8proc, and sentencepiece for SigLIP);
 // without a library the tokenizer that needs it throws a vit::error naming it.
 #pragma once
