@@ -4,7 +4,7 @@ include(CMakePackageConfigHelpers)
 set(VIT_CMAKE_DIR ${CMAKE_INSTALL_DATADIR}/cmake/vit)
 
 install(DIRECTORY include/vit DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(TARGETS vit_core vit EXPORT vitTargets)
+install(TARGETS vit_core vit vit_text EXPORT vitTargets)
 install(EXPORT vitTargets NAMESPACE vit:: DESTINATION ${VIT_CMAKE_DIR})
 
 # find_dependency() lines for vitConfig.cmake, from the list the build tree used.
@@ -24,5 +24,6 @@ install(FILES
   ${PROJECT_BINARY_DIR}/vitConfig.cmake
   ${PROJECT_BINARY_DIR}/vitConfigVersion.cmake
   cmake/vitDependencies.cmake
+  cmake/vitText.cmake
   src/vit_stb.cpp
   DESTINATION ${VIT_CMAKE_DIR})
