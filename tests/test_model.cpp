@@ -1,4 +1,6 @@
 #include <chrono>
+#include <fstream>
+#include <set>
 
 #include <catch2/catch.hpp>
 
@@ -227,4 +229,39 @@ TEST_CASE("top_k is the softmax's best, best first") {
     CHECK(p[0].label == "b");
     CHECK(p[0].score == Approx(std::exp(2.0) / z).epsilon(1e-12));
     CHECK(p[1].index == 2);
+}
+
+// classify on a batch gives each image its own list: the one classify(path)
+// gives it alone, whose best label is transformers' (reference.json).
+TEST_CASE("classify of a batch: one list per image, each its own classify's", "[classify]") {
+    for (const std::string fixture : {"vit-tiny-random", "dinov2-tiny-cls"}) {
+        INFO(fixture);
+        const auto m = vit::load_model(test::data(fixture + "/model"));
+        const auto tops = nlohmann::json::parse(std::ifstream(test::data(fixture + "/reference.json")));
+        std::vector<std::string> paths;
+        std::vector<vit::image> images;
+        for (const char* name : {"coco_cats.png", "chelsea.png", "coffee.jpg", "camera_gray.png"}) {
+            paths.push_back(test::data(std::string("images/") + name));
+            images.push_back(vit::load_image(paths.back()));
+        }
+        const auto batch = m.classify(vit::make_pixel_values<float>(images, m.preprocessing()), 3);
+        REQUIRE(batch.size() == paths.size());
+        std::set<std::string> best;
+        for (std::size_t i = 0; i < paths.size(); ++i) {
+            INFO(paths[i]);
+            const std::vector<vit::prediction> single = m.classify(paths[i], 3);
+            REQUIRE(batch[i].size() == 3);
+            REQUIRE(single.size() == 3);
+            for (std::size_t r = 0; r < 3; ++r) {
+                CHECK(batch[i][r].index == single[r].index);
+                CHECK(batch[i][r].label == single[r].label);
+                CHECK(batch[i][r].score == single[r].score);
+            }
+            const std::string stem = paths[i].substr(paths[i].rfind('/') + 1, paths[i].rfind('.') - paths[i].rfind('/') - 1);
+            CHECK(single[0].label == tops.at("images").at(stem).at("top5").at(0).at(0).get<std::string>());
+            best.insert(single[0].label);
+        }
+        // The images are told apart: not every image got image 0's list.
+        CHECK(best.size() > 1);
+    }
 }

@@ -37,31 +37,27 @@ inline void add_linear(std::vector<tensor_spec>& t, const std::string& name, std
     if (bias) t.push_back({name + ".bias", {out}});
 }
 
-using name_map = std::function<std::string(const std::string&)>;
-
-// An encoder layer's tensors under the file's names of the family's (vit::detail::block_names).
-inline void add_block(std::vector<tensor_spec>& t, const vit::detail::block_names& n, const vit::config& c,
-                      const name_map& file) {
+// An encoder layer's tensors under the family's canonical names (vit::detail::block_names).
+inline void add_block(std::vector<tensor_spec>& t, const vit::detail::block_names& n, const vit::config& c) {
     const std::int64_t H = c.hidden_size, I = c.intermediate_size;
-    add_layer_norm(t, file(n.ln_before), H);
-    add_layer_norm(t, file(n.ln_after), H);
-    for (const std::string& qkv : {n.query, n.key, n.value}) add_linear(t, file(qkv), H, H, c.qkv_bias);
-    add_linear(t, file(n.o_proj), H, H);
-    add_linear(t, file(n.fc1), n.swiglu ? 2 * I : I, H);
-    add_linear(t, file(n.fc2), H, I);
+    add_layer_norm(t, n.ln_before, H);
+    add_layer_norm(t, n.ln_after, H);
+    for (const std::string& qkv : {n.query, n.key, n.value}) add_linear(t, qkv, H, H, c.qkv_bias);
+    add_linear(t, n.o_proj, H, H);
+    add_linear(t, n.fc1, n.swiglu ? 2 * I : I, H);
+    add_linear(t, n.fc2, H, I);
     for (const std::string& s : {n.scale1, n.scale2})
-        if (!s.empty()) t.push_back({file(s), {H}});
+        if (!s.empty()) t.push_back({s, {H}});
 }
 
-// A tensor, LayerNorm or linear of the family's tables, under the file's name.
-inline void add_part(std::vector<tensor_spec>& t, const vit::detail::tensor_part& p, const name_map& file) {
+// A tensor, LayerNorm or linear of the family's tables, under its canonical name.
+inline void add_part(std::vector<tensor_spec>& t, const vit::detail::tensor_part& p) {
     using kind = vit::detail::tensor_part::kind;
-    const std::string name = file(p.name);
-    if (p.what == kind::tensor) t.push_back({name, p.shape});
-    if (p.what == kind::layer_norm) add_layer_norm(t, name, p.shape.at(0));
+    if (p.what == kind::tensor) t.push_back({p.name, p.shape});
+    if (p.what == kind::layer_norm) add_layer_norm(t, p.name, p.shape.at(0));
     if (p.what == kind::linear) {
-        t.push_back({name + ".weight", p.shape});
-        if (p.bias) t.push_back({name + ".bias", {p.shape.at(0)}});
+        t.push_back({p.name + ".weight", p.shape});
+        if (p.bias) t.push_back({p.name + ".bias", {p.shape.at(0)}});
     }
 }
 
@@ -78,13 +74,15 @@ inline std::vector<tensor_spec> hub_tensors(const vit::config& c) {
         auto contains = [&](const std::string& n) {
             return !prefix.empty() && ((e.cls && n == prefix + e.cls.name) || n == prefix + e.position.name);
         };
-        const name_map file = F::file_names(contains);
         for (const vit::detail::tensor_part& p : {e.cls, e.extra, e.position, e.patch, e.pre_norm})
-            if (p) add_part(t, p, file);
-        for (const vit::detail::tensor_part& p : e.unread) add_part(t, p, file);
-        for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) add_block(t, F::block(l, c), c, file);
+            if (p) add_part(t, p);
+        for (const vit::detail::tensor_part& p : e.unread) add_part(t, p);
+        for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) add_block(t, F::block(l, c), c);
         for (const vit::detail::tensor_part& p : F::head_parts(c))
-            if (p) add_part(t, p, file);
+            if (p) add_part(t, p);
+        // The file's names, as the loader maps them.
+        const std::function<std::string(const std::string&)> file = F::file_names(contains);
+        for (tensor_spec& s : t) s.name = file(s.name);
     });
     return t;
 }

@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
             for (int i = 0; i < h * w; ++i)
                 px.data[std::size_t(c) * h * w + i] =
                     float((u8.data[std::size_t(i) * 3 + c] * p.rescale_factor - p.mean[c]) / p.std[c]);
-        std::cout << m.classify(px, 1).at(0).label << "\n";
+        std::cout << m.classify(px, 1).at(0).at(0).label << "\n";  // image 0's best
     } catch (const vit::error& e) {
         std::cerr << e.what() << "\n";
         return 1;
