@@ -276,7 +276,7 @@ int run(const options& o) {
     vit::image_dataset val;
     bool has_val = false;
     if (!o.val.empty() || !o.val_list.empty()) {
-        val = vit::relabel(o.val.empty() ? vit::read_image_list(o.val_list) : vit::read_image_folder(o.val), train.classes,
+        val = vit::relabel(o.val.empty() ? vit::read_image_list(o.val_list, 1) : vit::read_image_folder(o.val, 1), train.classes,
                            "--train");
         has_val = true;
     } else if (o.val_fraction > 0) {

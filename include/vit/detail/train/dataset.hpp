@@ -44,8 +44,8 @@ inline bool has_image_extension(const std::filesystem::path& p) {
     return false;
 }
 
-inline void check_class_count(const image_dataset& d, const std::string& what) {
-    if (d.classes.size() < 2)
+inline void check_class_count(const image_dataset& d, const std::string& what, std::size_t least) {
+    if (d.classes.size() < least || d.classes.empty())
         throw error(d.source + ": " + std::to_string(d.classes.size()) + " " + what +
                     (d.classes.empty() ? "" : " ('" + escape_for_message(d.classes[0]) + "')") +
                     "; a classifier needs at least 2 classes");
@@ -67,7 +67,8 @@ inline std::uint64_t path_hash(const std::string& s) {
 
 // DIR/<class>/<image>: classes are the sub-folders' names, sorted; images the
 // files with an image extension in each (not recursive), sorted by path.
-inline image_dataset read_image_folder(const std::string& dir) {
+// Fewer than min_classes classes is an error (a validation set may have one).
+inline image_dataset read_image_folder(const std::string& dir, std::size_t min_classes = 2) {
     namespace fs = std::filesystem;
     std::error_code ec;
     image_dataset d;
@@ -79,7 +80,7 @@ inline image_dataset read_image_folder(const std::string& dir) {
     }
     if (ec) throw error(dir + ": cannot list the folder: " + ec.message());
     std::sort(d.classes.begin(), d.classes.end());
-    detail::train::check_class_count(d, "class folder" + std::string(d.classes.size() == 1 ? "" : "s"));
+    detail::train::check_class_count(d, "class folder" + std::string(d.classes.size() == 1 ? "" : "s"), min_classes);
     for (std::size_t c = 0; c < d.classes.size(); ++c) {
         const std::string sub = dir + "/" + d.classes[c];
         std::vector<std::string> files;
@@ -99,7 +100,7 @@ inline image_dataset read_image_folder(const std::string& dir) {
 
 // A list of "path<TAB>label" lines (paths as given, relative to the current
 // folder); classes are the distinct labels, sorted. Empty lines are skipped.
-inline image_dataset read_image_list(const std::string& file) {
+inline image_dataset read_image_list(const std::string& file, std::size_t min_classes = 2) {
     std::ifstream in(file);
     if (!in) throw error(file + ": cannot open the list");
     image_dataset d;
@@ -118,7 +119,7 @@ inline image_dataset read_image_list(const std::string& file) {
     std::map<std::string, int> index;
     for (const auto& r : rows) index.emplace(r.second, 0);
     for (const auto& kv : index) d.classes.push_back(kv.first);
-    detail::train::check_class_count(d, "label" + std::string(d.classes.size() == 1 ? "" : "s"));
+    detail::train::check_class_count(d, "label" + std::string(d.classes.size() == 1 ? "" : "s"), min_classes);
     for (std::size_t c = 0; c < d.classes.size(); ++c) index[d.classes[c]] = int(c);
     for (auto& r : rows) d.images.push_back({std::move(r.first), index.at(r.second)});
     return d;
