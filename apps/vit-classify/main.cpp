@@ -22,7 +22,7 @@
 #include "common/hub.hpp"
 #include "common/rollout.hpp"
 #include "inputs.hpp"
-#include "parts.hpp"
+#include "common/parts.hpp"
 
 namespace {
 
