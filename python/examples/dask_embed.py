@@ -117,6 +117,7 @@ def main(argv=None):
     p.add_argument("--model", required=True, help="checkpoint folder or hub id (in every worker's HF cache)")
     p.add_argument("--output", required=True, help="folder for the part files")
     p.add_argument("--scheduler", help="address of a running scheduler (default: a LocalCluster)")
+    p.add_argument("--scheduler-file", help="a running scheduler's file (dask-scheduler --scheduler-file)")
     p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default 2)")
     p.add_argument("--threads", type=int, default=None, help="threads per model (default: every core)")
     p.add_argument("--dtype", default="f32", choices=["f32", "bf16", "int8"])
@@ -129,7 +130,9 @@ def main(argv=None):
     files = list_images(a.folder)
     if not files:
         sys.exit(f"dask_embed: no images under {a.folder}")
-    if a.scheduler:
+    if a.scheduler_file:
+        client = Client(scheduler_file=a.scheduler_file)
+    elif a.scheduler:
         client = Client(a.scheduler)
     else:
         client = Client(LocalCluster(n_workers=a.workers, threads_per_worker=1, processes=True))
