@@ -9,6 +9,10 @@
 
     python bench/python-bench.py --model /tmp/vit-large --bench build/bench/vit-bench
 (the model made by vit-make-formula; run with the venv's python that has vit).
+For PyTorch, give it OpenBLAS as ../shared/peers does (Debian's default
+libblas.so.3 is the reference BLAS, about 100x slower): apt-get install
+libopenblas0-openmp, then run with LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp
+OPENBLAS_CORETYPE=SkylakeX OMP_NUM_THREADS=2.
 """
 import argparse
 import json
@@ -43,6 +47,10 @@ def main():
     rng = np.random.default_rng(0)
     res = {}
 
+    def report(key, value):
+        res[key] = value
+        print(json.dumps({key: value}), flush=True)
+
     # 1. forward vs vit-bench --all-tokens
     m2 = vit.load_model(a.model, threads=2)
     m2.wait_packed()
@@ -54,9 +62,9 @@ def main():
                            capture_output=True, text=True, check=True)
         cli_s.append(json.loads(r.stdout.strip().splitlines()[-1])["median_s_per_image"])
         py_s.append(timed(lambda: m2.forward(px1), a.reps, warmup=2))
-    res["forward_b1_t2_s"] = statistics.median(py_s)
-    res["vit_bench_all_tokens_b1_t2_s"] = statistics.median(cli_s)
-    res["forward_over_vit_bench"] = statistics.median([x / y for x, y in zip(py_s, cli_s)])
+    report("forward_b1_t2_s", statistics.median(py_s))
+    report("vit_bench_all_tokens_b1_t2_s", statistics.median(cli_s))
+    report("forward_over_vit_bench", statistics.median([x / y for x, y in zip(py_s, cli_s)]))
 
     # 2. two Python threads, one-thread forwards each
     m1 = vit.load_model(a.model, threads=1)
@@ -72,8 +80,8 @@ def main():
             t.join()
 
     both = timed(two_threads, 1)
-    res["one_thread_s_per_forward"] = one / n
-    res["two_threads_wall_over_one"] = both / one
+    report("one_thread_s_per_forward", one / n)
+    report("two_threads_wall_over_one", both / one)
     del m1
 
     # 3. torchvision's vit_l_32 in this process
@@ -86,16 +94,16 @@ def main():
         for b in (1, 8):
             px = rng.uniform(-1, 1, (b, 3, h, w)).astype(np.float32)
             tpx = torch.from_numpy(px)
-            reps = a.reps if b == 1 else max(3, a.reps // 3)
+            reps = a.reps if b == 1 else max(2, a.reps // 3)
             with torch.inference_mode():
                 t_torch = timed(lambda: tv(tpx), reps) / b
             t_vit = timed(lambda: m2.forward(px), reps) / b
-            res[f"b{b}_vit_s_per_image"] = t_vit
-            res[f"b{b}_torch_s_per_image"] = t_torch
-            res[f"b{b}_torch_over_vit"] = t_torch / t_vit
-        res["torch"] = torch.__version__
-        res["torchvision"] = torchvision.__version__
-    print(json.dumps(res, indent=1))
+            report(f"b{b}_vit_s_per_image", t_vit)
+            report(f"b{b}_torch_s_per_image", t_torch)
+            report(f"b{b}_torch_over_vit", t_torch / t_vit)
+        report("torch", torch.__version__)
+        report("torchvision", torchvision.__version__)
+    print(json.dumps(res))
 
 
 if __name__ == "__main__":

@@ -37,3 +37,27 @@ def test_dask_two_workers_equal_in_process(data, tmp_path):
     assert np.array_equal(np.load(tmp_path / "out" / "part-00000-of-00001.npy"), want)
     lines = (tmp_path / "out" / "part-00000-of-00001.jsonl").read_text().splitlines()
     assert [json.loads(x) for x in lines] == records
+
+
+def test_dask_embed_main_writes_the_parts_of_vit_classify(data, tmp_path):
+    import os
+    import subprocess
+
+    exe = os.environ.get("VIT_CLASSIFY")
+    if not exe:
+        pytest.skip("VIT_CLASSIFY is not set (ctest sets it to the build's vit-classify)")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for f in (data / "images").iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    (folder / "broken.png").write_bytes(b"junk")
+    model = str(data / "dinov2-tiny" / "model")
+    args = ["--model", model, str(folder), "--output"]
+    assert dask_embed.main(args + [str(tmp_path / "dask"), "--workers", "2", "--threads", "1", "--chunk", "3"]) == 1
+    r = subprocess.run([exe, "--features", *args, str(tmp_path / "cli")], capture_output=True, text=True)
+    assert r.returncode == 1, r.stderr  # 1: some images failed
+    part = "part-00000-of-00001"
+    got = [json.loads(x) for x in (tmp_path / "dask" / (part + ".jsonl")).read_text().splitlines()]
+    want = [json.loads(x) for x in (tmp_path / "cli" / (part + ".jsonl")).read_text().splitlines()]
+    assert got == want
+    assert np.array_equal(np.load(tmp_path / "dask" / (part + ".npy")), np.load(tmp_path / "cli" / (part + ".npy")))

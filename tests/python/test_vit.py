@@ -218,3 +218,20 @@ def test_the_gil_is_released_while_computing(data, image_paths):
     inside = [x for x in ticks if a + 0.1 * (b - a) < x < b - 0.1 * (b - a)]
     # Holding the GIL, the call would leave this thread no tick inside it.
     assert len(inside) > 0, (b - a, len(ticks))
+
+
+def test_hub_id_from_the_hf_cache(data, tmp_path, monkeypatch, image_paths):
+    repo = tmp_path / "models--acme--vit-tiny"
+    snap = repo / "snapshots" / "0123abcd"
+    snap.mkdir(parents=True)
+    for f in (data / TINY / "model").iterdir():
+        (snap / f.name).symlink_to(f)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd\n")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    m = vit.load_model("acme/vit-tiny")
+    assert m.path == str(snap)
+    want = vit.load_model(data / TINY / "model").embed(image_paths[:2])
+    assert np.array_equal(m.embed(image_paths[:2]), want)
+    with pytest.raises(vit.Error, match="not in the Hugging Face cache"):
+        vit.load_model("acme/absent")
