@@ -13,7 +13,7 @@
 
 #include "../../error.hpp"
 #include "../escape.hpp"
-#include "../io/mapped_file.hpp"
+#include "../json.hpp"
 #include "utf8.hpp"
 
 namespace vit::detail::text {
@@ -35,24 +35,9 @@ inline std::string join_path(const std::string& folder, const std::string& name)
 // A tokenizer JSON file: tokenizer.json of a large vocabulary is a few MB;
 // 64 MB leaves room for any real one and stops a runaway file.
 inline nlohmann::json read_json(const std::string& path) {
-    const mapped_file file(path);
-    if (file.size() > (std::size_t(64) << 20))
-        throw error(path + ": " + std::to_string(file.size()) + " bytes, too large for a tokenizer file");
-    std::size_t depth = 0;
-    const nlohmann::json::parser_callback_t cb = [&](int, nlohmann::json::parse_event_t ev, nlohmann::json&) {
-        using event = nlohmann::json::parse_event_t;
-        if (ev == event::object_start || ev == event::array_start) {
-            if (++depth > 64) throw error(path + ": JSON nests deeper than 64 levels");
-        } else if (ev == event::object_end || ev == event::array_end) {
-            --depth;
-        }
-        return true;
-    };
-    try {
-        return nlohmann::json::parse(file.data(), file.data() + file.size(), cb);
-    } catch (const nlohmann::json::exception& e) {
-        throw error(path + ": not valid JSON: " + escape_for_message(e.what(), 400));
-    }
+    json_limits limits;
+    limits.max_bytes = std::size_t(64) << 20;
+    return read_json_file(path, limits);
 }
 
 // The JSON file if it is there, else an empty object.
