@@ -8,8 +8,8 @@
 #
 # Environment: JOBS (build parallelism, default 2), BUILD_DIR (default
 # build-aarch64 in the source tree), TESTS (Catch2 test spec, default
-# '~[large]~[#test_cli]~[#test_cli_scale]~"threads: one model*"'), TEST_TIMEOUT (seconds for
-# the test run, default 3600).
+# '~[large]~[#test_cli]~[#test_cli_scale]~"threads: one model*"~[sentencepiece]~"vit-train-head:*"'),
+# TEST_TIMEOUT (seconds for the test run, default 3600).
 #
 # Left out by default, as too slow emulated: [large] (ViT-L/32 from its
 # formula) and the 4-thread forward stress case (over 11 minutes on a loaded
