@@ -114,7 +114,7 @@ def newton(x, y, k, l2):
             t *= 0.5
         theta = theta + t * step
     w, b = theta[:, :f], theta[:, f]
-    return objective(w, b, x, y, l2), np.linalg.norm(g)
+    return objective(w, b, x, y, l2), np.linalg.norm(g), w, b
 
 
 def main():
@@ -134,7 +134,7 @@ def main():
     y = np.array([int(os.path.basename(os.path.dirname(i))) for i in images])
     assert x.shape[0] == count and sorted(set(y)) == list(range(10))
     k = 10
-    best, gnorm = newton(x, y, k, l2)
+    best, gnorm, _, _ = newton(x, y, k, l2)
     t = read_safetensors(f"{out}/model.safetensors")
     w, b = t["classifier.weight"].astype(np.float64), t["classifier.bias"].astype(np.float64)
     assert w.shape == (k, x.shape[1]) and b.shape == (k,)
