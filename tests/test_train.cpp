@@ -15,7 +15,9 @@
 #include <stb_image_write.h>
 #include <vit/train.hpp>
 
+#ifdef VIT_TRAIN_HEAD  // with the programs: vit-classify runs on OUT
 #include "cli.hpp"
+#endif
 #include "helpers.hpp"
 #include "tmp_dir.hpp"
 
@@ -23,6 +25,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
+#ifdef VIT_TRAIN_HEAD
 // The tensors of a checkpoint folder as name -> shape.
 std::map<std::string, std::vector<std::int64_t>> tensor_shapes(const std::string& dir) {
     std::map<std::string, std::vector<std::int64_t>> out;
@@ -30,6 +33,7 @@ std::map<std::string, std::vector<std::int64_t>> tensor_shapes(const std::string
     for (const auto& kv : s.all()) out[kv.first] = kv.second.tensor.shape;
     return out;
 }
+#endif
 
 std::vector<float> tensor_floats(const std::string& dir, const std::string& name) {
     const vit::detail::tensor_store s = vit::detail::read_checkpoint(dir);
