@@ -154,7 +154,7 @@ TEST_CASE("CLIP padded and truncated batches equal the reference inputs", "[toke
     CHECK(b.input_ids[0].back() == 49407);
 }
 
-TEST_CASE("SigLIP tokenizer equals the truth table", "[tokenizer[sentencepiece]") {
+TEST_CASE("SigLIP tokenizer equals the truth table", "[tokenizer][sentencepiece]") {
     const vit::tokenizer tok(test::data("siglip-text-tiny/model"));
     CHECK(tok.type() == vit::tokenizer::kind::siglip);
     CHECK(tok.model_max_length() == 64);
@@ -163,13 +163,13 @@ TEST_CASE("SigLIP tokenizer equals the truth table", "[tokenizer[sentencepiece]"
     check_truth_table(tok, "siglip_ids.jsonl");
 }
 
-TEST_CASE("SigLIP tokenizer equals SiglipTokenizer's steps on more strings", "[tokenizer[sentencepiece]") {
+TEST_CASE("SigLIP tokenizer equals SiglipTokenizer's steps on more strings", "[tokenizer][sentencepiece]") {
     // Literal </s> and <unk> (also upper case), "▁" in the text, Python-only
     // whitespace, NFKC forms (tests/data/text/README.md).
     check_truth_table(vit::tokenizer(test::data("siglip-text-tiny/model")), "siglip_extra_ids.jsonl");
 }
 
-TEST_CASE("SigLIP padded and truncated batches equal the reference inputs", "[tokenizer[sentencepiece]") {
+TEST_CASE("SigLIP padded and truncated batches equal the reference inputs", "[tokenizer][sentencepiece]") {
     vit::text_options zeroshot;  // padding="max_length", max_length=64, truncation=True
     zeroshot.padding = vit::text_padding::max_length;
     zeroshot.max_length = 64;
@@ -194,7 +194,7 @@ TEST_CASE("Tokenizer options: padding and max_length", "[tokenizer]") {
     CHECK_THROWS_WITH(tok.encode({"x"}, o), Catch::Contains("max_length 1"));
 }
 
-TEST_CASE("Tokenizers refuse invalid UTF-8, naming the text and the byte", "[tokenizer][hostile[sentencepiece]") {
+TEST_CASE("Tokenizers refuse invalid UTF-8, naming the text and the byte", "[tokenizer][hostile][sentencepiece]") {
     const vit::tokenizer clip(test::data("clip-text-tiny/model"));
     const vit::tokenizer siglip(test::data("siglip-text-tiny/model"));
     const std::vector<std::pair<std::string, std::string>> bad = {
@@ -214,7 +214,7 @@ TEST_CASE("Tokenizers refuse invalid UTF-8, naming the text and the byte", "[tok
     CHECK_THROWS_WITH(clip.ids("ok \xff"), Catch::Contains("byte 0xff at offset 3"));
 }
 
-TEST_CASE("Tokenizers name the folder and the missing file", "[tokenizer][hostile[sentencepiece]") {
+TEST_CASE("Tokenizers name the folder and the missing file", "[tokenizer][hostile][sentencepiece]") {
     const std::string nothing = partial_copy("clip-text-tiny", "tok-none", {"preprocessor_config.json"});
     CHECK_THROWS_WITH(vit::tokenizer(nothing), Catch::Contains(nothing) && Catch::Contains("no tokenizer files"));
     CHECK_THROWS_WITH(vit::tokenizer(nothing + "/absent"), Catch::Contains("absent: not a checkpoint folder"));
@@ -237,7 +237,7 @@ TEST_CASE("Tokenizers name the folder and the missing file", "[tokenizer][hostil
     CHECK_THROWS_WITH(vit::tokenizer(bad_json), Catch::Contains("tokenizer.json: not valid JSON"));
 }
 
-TEST_CASE("Tokenizers encode on several threads at once", "[tokenizer[sentencepiece]") {
+TEST_CASE("Tokenizers encode on several threads at once", "[tokenizer][sentencepiece]") {
     for (const char* name : {"clip", "siglip"}) {
         const vit::tokenizer tok(test::data(std::string(name) + "-text-tiny/model"));
         const auto rows = truth_table(std::string(name) + "_ids.jsonl");
