@@ -11,6 +11,7 @@
 
 #include "../../../config.hpp"
 #include "../../../options.hpp"
+#include "../../cpu/memory.hpp"
 #include "../../cpu/thread_pool.hpp"
 #include "../../index.hpp"
 #include "../../io/weight_source.hpp"
@@ -66,20 +67,21 @@ struct map_head {
         const double scale = 1.0 / std::sqrt(double(d));
         pool.parallel_for(B * heads, [&](index_t bh) {
             const index_t b = bh / heads, h = bh % heads;
-            std::vector<double> p(static_cast<std::size_t>(Tk));
+            // The scores in the thread's own scratch: no allocation per image and head.
+            double* p = static_cast<double*>(thread_scratch(scratch::attention, sizeof(double) * std::size_t(Tk)));
             double mx = -INFINITY;
             for (index_t t = 0; t < Tk; ++t) {
                 const T* k = kvbuf + (b * Tk + t) * 2 * H + h * d;
                 double s = 0;
                 for (index_t i = 0; i < d; ++i) s += query[std::size_t(h * d + i)] * scale * double(k[i]);
-                p[std::size_t(t)] = s;
+                p[t] = s;
                 mx = std::max(mx, s);
             }
             double sum = 0;
-            for (double& v : p) sum += (v = std::exp(v - mx));
+            for (index_t t = 0; t < Tk; ++t) sum += (p[t] = std::exp(p[t] - mx));
             for (index_t i = 0; i < d; ++i) {
                 double acc = 0;
-                for (index_t t = 0; t < Tk; ++t) acc += p[std::size_t(t)] * double(kvbuf[(b * Tk + t) * 2 * H + H + h * d + i]);
+                for (index_t t = 0; t < Tk; ++t) acc += p[t] * double(kvbuf[(b * Tk + t) * 2 * H + H + h * d + i]);
                 ctx[b * H + h * d + i] = T(acc / sum);
             }
         });
