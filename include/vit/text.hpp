@@ -112,8 +112,8 @@ public:
             m.rules_.scores = F::scores;
             m.rules_.logit_bias = F::logit_bias;
             m.rules_.zero_shot_truncation = F::scores == detail::zero_shot_rule::sigmoid;
-            // The tokenizer before the weights: its errors are the cheaper ones.
-            m.tokenizer_.emplace(dir);
+            // The weights first: a vision-only CLIPModel folder has neither
+            // text tensors nor tokenizer, and "no text tower" says more.
             m.store_ = std::make_shared<const detail::tensor_store>(detail::read_checkpoint(dir));
             // Hub checkpoints nest the tower under text_model.; some exports do not.
             const std::string probe = "embeddings.token_embedding.weight";
@@ -123,6 +123,7 @@ public:
                     throw error(dir + ": no text tower: the weights have no tensor 'text_model." + probe + "'");
                 prefix.clear();
             }
+            m.tokenizer_.emplace(dir);
             m.load_weights(dir, F::tensors(prefix, arch), prefix, opt);
         });
         if (!found)
@@ -440,11 +441,14 @@ public:
         o.max_length = std::min(o.max_length, t.context_length());
         o.truncation = t.rules_.zero_shot_truncation;
         const token_batch tokens = t.tokenizer().encode(sentences, o);
-        for (std::size_t i = 0; i < labels.size(); ++i)
-            if (tokens.input_ids[i].size() > std::size_t(t.context_length()))
+        for (std::size_t i = 0; i < labels.size(); ++i) {
+            const auto& mask = tokens.attention_mask[i];
+            const auto n = std::count(mask.begin(), mask.end(), std::int64_t(1));
+            if (n > t.context_length())
                 throw error("zero-shot: label " + std::to_string(i) + " ('" + detail::escape_for_message(labels[i]) +
-                            "'): its sentence is " + std::to_string(tokens.input_ids[i].size()) +
-                            " tokens, more than the text tower's " + std::to_string(t.context_length()));
+                            "'): its sentence is " + std::to_string(n) + " tokens, more than the text tower's " +
+                            std::to_string(t.context_length()));
+        }
         text_forward_options opt;
         opt.output_last_hidden_state = false;
         return t.forward(tokens, opt).text_embeds;

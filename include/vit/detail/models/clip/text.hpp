@@ -23,6 +23,9 @@ struct clip_text_family {
     static constexpr text_pooling pooling = text_pooling::first_max_id;
     static constexpr zero_shot_rule scores = zero_shot_rule::softmax;
     static constexpr bool logit_bias = false;
+    // CLIPTextConfig's vocab_size, max_position_embeddings and projection_dim
+    // (the formula tool's; the loader takes them from the tensors' shapes).
+    static constexpr int vocab_size = 49408, max_positions = 77, projection_dim = 512;
 
     // transformers' CLIPTextConfig defaults.
     static text_config read_config(const nlohmann::json& j, const std::string& file) {

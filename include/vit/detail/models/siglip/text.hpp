@@ -19,6 +19,9 @@ struct siglip_text_family {
     static constexpr text_pooling pooling = text_pooling::last_position;
     static constexpr zero_shot_rule scores = zero_shot_rule::sigmoid;
     static constexpr bool logit_bias = true;
+    // SiglipTextConfig's vocab_size and max_position_embeddings (the formula
+    // tool's; the loader takes them from the tensors' shapes); no projection.
+    static constexpr int vocab_size = 32000, max_positions = 64, projection_dim = 0;
 
     // transformers' SiglipTextConfig defaults (hub configs give few fields).
     static text_config read_config(const nlohmann::json& j, const std::string& file) {
