@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
     namespace fs = std::filesystem;
     try {
         const fs::path config = argv[1], dir = argv[2];
-        const vit::config c = vit::load_config(config.string());
+        const nlohmann::json j = vit::detail::read_json_file(config.string());
+        const bool text_only = formula::text_only(j);
         std::error_code ec;
         fs::create_directories(dir, ec);
         if (ec) throw vit::error(dir.string() + ": cannot create the folder: " + ec.message());
@@ -30,10 +31,20 @@ int main(int argc, char** argv) {
             if (ec) throw vit::error(from.string() + ": cannot copy to " + (dir / name).string() + ": " + ec.message());
         };
         copy(config, "config.json");
-        const fs::path pre = config.parent_path() / "preprocessor_config.json";
-        if (fs::exists(pre)) copy(pre, "preprocessor_config.json");
-        vit::detail::write_safetensors((dir / "model.safetensors").string(), formula::make_tensors(c));
-        std::cout << "wrote " << (dir / "model.safetensors").string() << " (" << vit::family_name(c.family) << ")\n";
+        for (const char* f : {"preprocessor_config.json", "tokenizer.json", "tokenizer_config.json",
+                              "special_tokens_map.json", "vocab.json", "merges.txt", "spiece.model"})
+            if (fs::exists(config.parent_path() / f)) copy(config.parent_path() / f, f);
+        std::vector<formula::tensor_spec> specs;
+        std::string what = "text tower";
+        if (!text_only) {
+            const vit::config c = vit::load_config(config.string());
+            specs = formula::hub_tensors(c);
+            what = vit::family_name(c.family);
+        }
+        for (auto& t : formula::hub_text_tensors(j, config.string())) specs.push_back(std::move(t));
+        formula::sort_by_name(specs);
+        vit::detail::write_safetensors((dir / "model.safetensors").string(), formula::make_tensors(specs));
+        std::cout << "wrote " << (dir / "model.safetensors").string() << " (" << what << ")\n";
     } catch (const vit::error& e) {
         std::cerr << "vit-make-formula: " << e.what() << "\n";
         return 1;

@@ -223,3 +223,73 @@ TEST_CASE("vectorised LayerNorm matches the portable rows", "[attention]") {
         CHECK(worst < 5e-7);
     }
 }
+
+// A text tower's mask: query q of image b sees key k iff k < valid[b] and
+// (not causal or k <= q). Every kernel against a double reference written
+// from that rule (the softmax over the seen keys only), masked probabilities
+// exactly 0; with no mask the same call gives the unmasked result bit for bit.
+TEST_CASE("attention honours the padding and causal mask on every kernel", "[attention][text]") {
+    const attention_shape s{3, 2, 37, 12};
+    const std::vector<std::int64_t> valid = {37, 9, 1};
+    const std::vector<float> qkv = random_qkv(s, 77u);
+    const std::int64_t H = s.heads * s.d, n = s.tokens;
+    for (const bool causal : {false, true}) {
+        // The reference: softmax over the seen keys in double.
+        std::vector<double> want(std::size_t(s.batch * n * H));
+        for (std::int64_t b = 0; b < s.batch; ++b)
+            for (std::int64_t h = 0; h < s.heads; ++h)
+                for (std::int64_t q = 0; q < n; ++q) {
+                    const std::int64_t seen = causal ? std::min(valid[std::size_t(b)], q + 1) : valid[std::size_t(b)];
+                    std::vector<double> sc(static_cast<std::size_t>(seen));
+                    double mx = -1e300, sum = 0;
+                    for (std::int64_t k = 0; k < seen; ++k) {
+                        double dot = 0;
+                        for (std::int64_t c = 0; c < s.d; ++c)
+                            dot += double(qkv[std::size_t((b * n + q) * 3 * H + h * s.d + c)]) *
+                                   qkv[std::size_t((b * n + k) * 3 * H + H + h * s.d + c)];
+                        sc[std::size_t(k)] = dot / std::sqrt(double(s.d));
+                        mx = std::max(mx, sc[std::size_t(k)]);
+                    }
+                    for (auto& x : sc) sum += (x = std::exp(x - mx));
+                    for (std::int64_t c = 0; c < s.d; ++c) {
+                        double acc = 0;
+                        for (std::int64_t k = 0; k < seen; ++k)
+                            acc += sc[std::size_t(k)] / sum * qkv[std::size_t((b * n + k) * 3 * H + 2 * H + h * s.d + c)];
+                        want[std::size_t((b * n + q) * H + h * s.d + c)] = acc;
+                    }
+                }
+        for (const attention_kernel kernel : {attention_kernel::portable, attention_kernel::f32, attention_kernel::bf16}) {
+            if (!attention_available<float>(kernel)) continue;
+            CAPTURE(causal, int(kernel));
+            std::vector<float> probs(std::size_t(s.batch * s.heads * n * n), -7.f), ctx(std::size_t(s.batch * n * H));
+            thread_pool pool(2);
+            attention<float>({qkv.data(), probs.data(), ctx.data(), s.batch, s.heads, n, s.d, n, valid.data(), causal},
+                             kernel, pool);
+            double worst = 0;
+            for (std::size_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::fabs(ctx[i] - want[i]));
+            CHECK(worst < (kernel == attention_kernel::bf16 ? 0.1 : 3e-5));
+            for (std::int64_t b = 0; b < s.batch; ++b)
+                for (std::int64_t q = 0; q < n; ++q) {
+                    const std::int64_t seen = causal ? std::min(valid[std::size_t(b)], q + 1) : valid[std::size_t(b)];
+                    const float* p = probs.data() + ((b * s.heads + 1) * n + q) * n;
+                    for (std::int64_t k = seen; k < n; ++k) REQUIRE(p[k] == 0.f);
+                }
+            // The double kernel too.
+            if (kernel == attention_kernel::portable) {
+                std::vector<double> qd(qkv.begin(), qkv.end()), pd(probs.size()), cd(ctx.size());
+                attention<double>({qd.data(), pd.data(), cd.data(), s.batch, s.heads, n, s.d, n, valid.data(), causal},
+                                  kernel, pool);
+                double wd = 0;
+                for (std::size_t i = 0; i < want.size(); ++i) wd = std::max(wd, std::fabs(cd[i] - want[i]));
+                CHECK(wd < 1e-12);
+            }
+            // No mask: all keys seen, bit for bit the unmasked call.
+            std::vector<float> ctx0(ctx.size()), ctx1(ctx.size());
+            const std::vector<std::int64_t> all(std::size_t(s.batch), n);
+            attention<float>({qkv.data(), nullptr, ctx0.data(), s.batch, s.heads, n, s.d, n}, kernel, pool);
+            attention<float>({qkv.data(), nullptr, ctx1.data(), s.batch, s.heads, n, s.d, n, all.data(), false}, kernel,
+                             pool);
+            CHECK(ctx0 == ctx1);
+        }
+    }
+}

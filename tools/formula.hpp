@@ -18,6 +18,7 @@
 #include <vit/config.hpp>
 #include <vit/detail/io/safetensors.hpp>
 #include <vit/detail/models/registry.hpp>
+#include <vit/detail/models/text/registry.hpp>
 
 namespace formula {
 
@@ -87,10 +88,63 @@ inline std::vector<tensor_spec> hub_tensors(const vit::config& c) {
     return t;
 }
 
+// Whether config.json `j` is a text tower alone (CLIPTextModel..., SiglipTextModel).
+inline bool text_only(const nlohmann::json& j) {
+    bool yes = false;
+    vit::detail::for_each_text_family([&](auto f) {
+        yes = yes || j.value("model_type", std::string()) == decltype(f)::model_types().at(1);
+    });
+    return yes;
+}
+
+// The text tower's tensors of config.json `j` (a CLIPModel or SiglipModel
+// with text_config, or a text model alone; none otherwise), hub names, and
+// logit_scale / logit_bias for a two-tower model.
+inline std::vector<tensor_spec> hub_text_tensors(const nlohmann::json& j, const std::string& file) {
+    std::vector<tensor_spec> t;
+    const std::string type = j.value("model_type", std::string());
+    std::string arch;
+    if (j.contains("architectures") && j.at("architectures").is_array() && !j.at("architectures").empty())
+        arch = j.at("architectures").at(0).get<std::string>();
+    vit::detail::for_each_text_family([&](auto f) {
+        using F = decltype(f);
+        const bool both = type == F::model_types().at(0) && j.contains("text_config");
+        if (!both && type != F::model_types().at(1)) return;
+        const nlohmann::json& tj = both ? j.at("text_config") : j;
+        const vit::detail::text_config c = F::read_config(tj, file);
+        const std::int64_t H = c.hidden_size, I = c.intermediate_size;
+        const std::string prefix = "text_model.";
+        const vit::detail::text_tensor_names n = F::tensors(prefix, arch);
+        t.push_back({n.token_embedding, {tj.value("vocab_size", F::vocab_size), H}});
+        t.push_back({n.position_embedding, {tj.value("max_position_embeddings", F::max_positions), H}});
+        for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) {
+            const vit::detail::block_names b = vit::detail::text_layer_names(prefix, l);
+            add_layer_norm(t, b.ln_before, H);
+            add_layer_norm(t, b.ln_after, H);
+            for (const auto& q : {b.query, b.key, b.value, b.o_proj}) add_linear(t, q, H, H);
+            add_linear(t, b.fc1, I, H);
+            add_linear(t, b.fc2, H, I);
+        }
+        add_layer_norm(t, n.final_norm, H);
+        if (!n.pooler_head.empty()) add_linear(t, n.pooler_head, H, H);
+        if (!n.projection.empty())
+            add_linear(t, n.projection, (both ? j : tj).value("projection_dim", F::projection_dim), H, false);
+        if (both) {
+            t.push_back({"logit_scale", F::logit_bias ? std::vector<std::int64_t>{1} : std::vector<std::int64_t>{}});
+            if (F::logit_bias) t.push_back({"logit_bias", {1}});
+        }
+    });
+    return t;
+}
+
+inline void sort_by_name(std::vector<tensor_spec>& t) {
+    std::sort(t.begin(), t.end(), [](const tensor_spec& a, const tensor_spec& b) { return a.name < b.name; });
+}
+
 // The same, sorted by name: a tensor's position there seeds its values.
 inline std::vector<tensor_spec> checkpoint_tensors(const vit::config& c) {
     std::vector<tensor_spec> t = hub_tensors(c);
-    std::sort(t.begin(), t.end(), [](const tensor_spec& a, const tensor_spec& b) { return a.name < b.name; });
+    sort_by_name(t);
     return t;
 }
 
@@ -119,7 +173,8 @@ inline void center_scale(const tensor_spec& t, double& center, double& scale) {
         center = 1, scale = 0.2;  // LayerNorm gains, layer scale
     } else if (ends_with(n, "cls_token") || ends_with(n, "position_embeddings") || ends_with(n, "_token") ||
                ends_with(n, "_tokens") || ends_with(n, "class_embedding") ||
-               ends_with(n, "position_embedding.weight") || ends_with(n, "probe")) {
+               ends_with(n, "position_embedding.weight") || ends_with(n, "probe") ||
+               ends_with(n, "token_embedding.weight") || n == "logit_scale" || n == "logit_bias") {
         center = 0, scale = 0.5;  // learned tokens and positions
     } else {
         std::int64_t fan_in = 1;
@@ -129,8 +184,7 @@ inline void center_scale(const tensor_spec& t, double& center, double& scale) {
 }
 
 // Every tensor's float32 bytes, computed on `threads` threads.
-inline std::vector<vit::detail::tensor_blob> make_tensors(const vit::config& c, unsigned threads = 2) {
-    const auto specs = checkpoint_tensors(c);
+inline std::vector<vit::detail::tensor_blob> make_tensors(const std::vector<tensor_spec>& specs, unsigned threads = 2) {
     std::vector<vit::detail::tensor_blob> out(specs.size());
     for (std::size_t k = 0; k < specs.size(); ++k) {
         std::int64_t n = 1;
@@ -151,6 +205,9 @@ inline std::vector<vit::detail::tensor_blob> make_tensors(const vit::config& c, 
     work(0);
     for (auto& t : pool) t.join();
     return out;
+}
+inline std::vector<vit::detail::tensor_blob> make_tensors(const vit::config& c, unsigned threads = 2) {
+    return make_tensors(checkpoint_tensors(c), threads);
 }
 
 }  // namespace formula
