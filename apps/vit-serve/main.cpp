@@ -119,7 +119,8 @@ using response = http::response<http::string_body>;
 response json_response(int status, const nlohmann::json& j) {
     response r{http::status(status), 11};
     r.set(http::field::content_type, "application/json");
-    r.body() = j.dump();
+    // Replace, not throw: an error message may quote the request's invalid UTF-8.
+    r.body() = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     return r;
 }
 response error_response(int status, const std::string& msg) { return json_response(status, {{"error", msg}}); }
@@ -408,7 +409,10 @@ private:
 
     void log(const std::string& route, int status, int batch) const {
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0_).count();
-        std::cerr << nlohmann::json{{"route", route}, {"status", status}, {"ms", counted_ ? ms : 0.0}, {"batch", batch}}.dump() + "\n";
+        // The target may hold any bytes: invalid UTF-8 is replaced, not thrown.
+        std::cerr << nlohmann::json{{"route", route}, {"status", status}, {"ms", counted_ ? ms : 0.0}, {"batch", batch}}
+                             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                         "\n";
     }
 
     void send_error_close(int status, const std::string& msg) {

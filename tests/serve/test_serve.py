@@ -487,6 +487,13 @@ def test_hostile_bodies():
         # Content-Length shorter than the body: the rest is a bad next request.
         status, headers, body = raw_exchange(s, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcdefgh\r\n\r\n")
         assert status == 400, (status, body)
+        # Bytes that are not UTF-8 in the target and in a JSON body: a 404 and
+        # a 400, not an abort (the log line and the error message quote them).
+        status, _, body = raw_exchange(s, b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status == 404 and json.loads(body)["error"], (status, body)
+        status, _, body = raw_exchange(s, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                          b"Content-Length: 14\r\n\r\n{\"inputs\":\"\xff\"}")
+        assert status == 400 and "JSON" in json.loads(body)["error"], (status, body)
         # Malformed request lines and headers.
         for junk in (b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nBad Header\r\n\r\n",
                      b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
