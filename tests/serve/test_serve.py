@@ -34,7 +34,7 @@ def read_bytes(name):
 
 
 def safetensors(path):
-    """The tensors of a safetensors file as numpy arrays (float32 / uint8)."""
+    """The tensors of a safetensors file as numpy arrays (float32 / uint8 / int64)."""
     with open(path, "rb") as f:
         blob = f.read()
     n = struct.unpack("<Q", blob[:8])[0]
@@ -44,7 +44,7 @@ def safetensors(path):
         if k == "__metadata__":
             continue
         a, b = v["data_offsets"]
-        dt = {"F32": np.float32, "U8": np.uint8}[v["dtype"]]
+        dt = {"F32": np.float32, "U8": np.uint8, "I64": np.int64}[v["dtype"]]
         out[k] = np.frombuffer(blob[8 + n + a:8 + n + b], dtype=dt).reshape(v["shape"])
     return out
 
