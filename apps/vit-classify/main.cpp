@@ -17,9 +17,11 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <vit/text.hpp>
 #include <vit/vit.hpp>
 
 #include "common/hub.hpp"
+#include "common/labels.hpp"
 #include "common/rollout.hpp"
 #include "inputs.hpp"
 #include "common/parts.hpp"
@@ -27,9 +29,14 @@
 namespace {
 
 const char* usage = R"(usage: vit-classify [options] IMAGE...
+       vit-classify --label L [--label L ...] [options] IMAGE...
+       vit-classify --features --text T [--text T ...] [options]
 
 Labels images with a Vision Transformer checkpoint and prints the most
-probable classes, with the scores transformers' pipeline would give.
+probable classes, with the scores transformers' pipeline would give. With a
+CLIP or SigLIP checkpoint (both towers and the tokenizer files), labels
+written on the command line score images zero-shot, and texts give their
+embeddings.
 
 IMAGE      an image file (JPEG, PNG, GIF, BMP, TGA, PNM), a folder (its images,
            sorted by path), or - to read paths from standard input, one a line
@@ -61,6 +68,24 @@ options:
   --dtype D          how the encoder computes: f32 (default), bf16 or int8
                      (int8 quantizes a float checkpoint at load; see README)
 
+zero-shot labels and texts (CLIP, SigLIP):
+  --label L          a label to score each image against (repeatable); the
+                     scores are the zero-shot pipeline's: CLIP a softmax over
+                     the labels, SigLIP a sigmoid per label. Every label is
+                     printed, best first, unless --top-k is given; --logits
+                     adds the image's logits_per_image in label order
+  --labels-file F    labels from F, one a line (surrounding blanks stripped,
+                     blank lines skipped), after any --label. A label given
+                     twice is an error (it would split CLIP's softmax)
+  --template T       the sentence each label is put in, at its {}
+                     (default: "This is a photo of {}.")
+  --text T           with --features: print T's text embedding (repeatable), as
+                     {"text", "kind": "text_embeds", "features"}: projected, not
+                     normalised unless --normalize. No images are read. A text
+                     longer than the model's context (CLIP 77 tokens, SigLIP
+                     64) is truncated as transformers truncates it
+  --tokens           with --text: add "input_ids", the text's token ids
+
 inputs and outputs for large runs (see docs/scale.md):
   --files-from F     read image paths from F, one a line (- for standard input)
   -0                 names in --files-from lists and on standard input are
@@ -88,9 +113,11 @@ inputs and outputs for large runs (see docs/scale.md):
   --help             this text
 
 Exit status: 0 when every image was labelled, 1 when any failed (each failure
-is reported with the image's name), 2 on a usage error, 3 on a fatal error
-(the model missing or bad, an input list or the output unusable; when it
-happens before any work, no part file is created).
+is reported with the image's name), 2 on a usage error (a --label or --text
+not valid UTF-8 included), 3 on a fatal error (the model missing or bad, a
+vision-only model or one without its tokenizer files asked for text, an input
+list, the labels file or the output unusable; when it happens before any
+work, no part file is created).
 
 examples:
   vit-classify --model google/vit-large-patch32-384 cat.jpg
@@ -99,11 +126,15 @@ examples:
   vit-classify --features --model google/vit-large-patch32-384-in21k cat.jpg
   vit-classify --attention-map where.png cat.jpg
   vit-classify --files-from list.txt --shard 0/4 --output out/ --resume
+  vit-classify --model openai/clip-vit-base-patch32 --label cat --label dog cat.jpg
+  vit-classify --model google/siglip-base-patch16-224 --labels-file labels.txt --json photos/
+  vit-classify --model openai/clip-vit-base-patch32 --features --text "a photo of a cat"
 )";
 
 struct options {
     std::string model;
     int top_k = 5;
+    bool top_k_given = false;
     bool json = false, logits = false, features = false, normalize = false;
     std::string attention_map, save_input;
     int width = 0, height = 0;
@@ -115,6 +146,13 @@ struct options {
     std::string output;
     bool resume = false;
     int chunk = 64;
+    std::vector<std::string> texts;          // --text
+    bool tokens = false;
+    std::vector<std::string> labels;         // --label, in order
+    std::string labels_file;
+    std::string hypothesis_template = "This is a photo of {}.";
+    bool template_given = false;
+    bool zero_shot() const { return !labels.empty() || !labels_file.empty(); }
 };
 
 [[noreturn]] void usage_error(const std::string& msg) {
@@ -157,6 +195,7 @@ options parse_args(int argc, char** argv) {
             o.model = value(i);
         } else if (a == "--top-k") {
             o.top_k = parse_int(a, value(i), 1, 1000000);
+            o.top_k_given = true;
         } else if (a == "--json") {
             o.json = true;
         } else if (a == "--logits") {
@@ -202,11 +241,46 @@ options parse_args(int argc, char** argv) {
             o.resume = true;
         } else if (a == "--chunk") {
             o.chunk = parse_int(a, value(i), 1, 1000000);
+        } else if (a == "--text") {
+            o.texts.push_back(value(i));
+        } else if (a == "--tokens") {
+            o.tokens = true;
+        } else if (a == "--label") {
+            o.labels.push_back(value(i));
+        } else if (a == "--labels-file") {
+            o.labels_file = value(i);
+            if (o.labels_file.empty()) usage_error("--labels-file needs a file");
+        } else if (a == "--template") {
+            o.hypothesis_template = value(i);
+            o.template_given = true;
         } else {
             usage_error("unknown option '" + a + "'");
         }
     }
-    if (o.inputs.args.empty() && o.inputs.files_from.empty()) usage_error("no image given");
+    try {
+        for (std::size_t i = 0; i < o.texts.size(); ++i) labels::check_utf8(o.texts[i], "--text " + std::to_string(i + 1));
+        if (!o.labels.empty()) {
+            std::vector<std::string> names;
+            for (std::size_t i = 0; i < o.labels.size(); ++i) names.push_back("--label " + std::to_string(i + 1));
+            labels::check_labels(o.labels, names);
+        }
+        if (o.template_given) labels::check_template(o.hypothesis_template, "--template");
+    } catch (const vit::error& e) {
+        usage_error(e.what());
+    }
+    if (!o.texts.empty()) {
+        if (!o.features) usage_error("--text goes with --features (it prints the text's embedding)");
+        if (!o.inputs.args.empty() || !o.inputs.files_from.empty())
+            usage_error("--text reads no images; embed texts and images in separate runs");
+        if (o.zero_shot()) usage_error("--text does not go with --label or --labels-file");
+        if (!o.output.empty() || !o.attention_map.empty() || !o.save_input.empty())
+            usage_error("--text prints to standard output; --output, --attention-map and --save-input take images");
+    } else if (o.inputs.args.empty() && o.inputs.files_from.empty()) {
+        usage_error("no image given");
+    }
+    if (o.tokens && o.texts.empty()) usage_error("--tokens goes with --text");
+    if (o.zero_shot() && o.features) usage_error("--label and --labels-file score labels; they do not go with --features");
+    if (o.template_given && !o.zero_shot()) usage_error("--template goes with --label or --labels-file");
     if (o.logits && !o.json && o.output.empty()) usage_error("--logits goes with --json or --output");
     if (o.resume && o.output.empty()) usage_error("--resume goes with --output");
     if (o.normalize && !o.features) usage_error("--normalize goes with --features");
@@ -296,31 +370,65 @@ nlohmann::json to_json_array(const float* v, Eigen::Index n) {
 // The exit statuses the usage text promises.
 enum exit_status { all_labelled = 0, some_failed = 1, fatal = 3 };
 
-// What a run needs before its first image: the model and this shard's inputs.
-// A failure here is fatal, and comes before any part file is created.
+// What a run needs before its first image: the model (with zero-shot labels,
+// both towers and the labels' embeddings) and this shard's inputs. A failure
+// here is fatal, and comes before any part file is created.
 struct run_setup {
     std::string dir;
-    vit::model model;
+    std::optional<vit::model> classifier;       // without labels
+    std::optional<vit::zero_shot_model> zero_shot;  // with labels
+    std::vector<std::string> labels;             // zero-shot: --label, then --labels-file
+    vit::matrix<float> label_embeds;             // [labels, P]
     vit::preprocess_config pre;
     std::vector<std::string> files;  // this shard's, in the order given
+
+    const vit::model& model() const { return zero_shot ? zero_shot->image() : *classifier; }
 };
 
-run_setup setup(const options& opt) {
-    const std::string dir = hub::resolve_model(opt.model);
+vit::load_options load_opts(const options& opt) {
     vit::load_options lo;
     lo.compute = opt.dtype;
     lo.threads = opt.threads;
-    run_setup r{dir, vit::load_model(dir, lo), {}, {}};
-    r.pre = r.model.preprocessing();
+    return lo;
+}
+
+// The labels of --label and --labels-file, checked together.
+std::vector<std::string> gather_labels(const options& opt) {
+    labels::label_list all;
+    for (std::size_t i = 0; i < opt.labels.size(); ++i) {
+        all.labels.push_back(opt.labels[i]);
+        all.names.push_back("--label " + std::to_string(i + 1));
+    }
+    if (!opt.labels_file.empty()) {
+        labels::label_list f = labels::read_labels_file(opt.labels_file);
+        all.labels.insert(all.labels.end(), f.labels.begin(), f.labels.end());
+        all.names.insert(all.names.end(), f.names.begin(), f.names.end());
+    }
+    labels::check_labels(all.labels, all.names);
+    return all.labels;
+}
+
+run_setup setup(const options& opt) {
+    run_setup r;
+    r.dir = hub::resolve_model(opt.model);
+    if (opt.zero_shot()) {
+        r.labels = gather_labels(opt);
+        r.zero_shot.emplace(vit::load_zero_shot_model(r.dir, load_opts(opt)));
+        r.label_embeds = r.zero_shot->label_embeddings(r.labels, opt.hypothesis_template);
+    } else {
+        r.classifier.emplace(vit::load_model(r.dir, load_opts(opt)));
+    }
+    r.pre = r.model().preprocessing();
     if (opt.width) {
         r.pre.width = opt.width;
         r.pre.height = opt.height;
         r.pre.do_resize = true;
     }
-    const vit::config& c = r.model.config();
-    if (!opt.features && c.arch != vit::architecture::image_classification)
+    const vit::config& c = r.model().config();
+    if (!opt.features && !opt.zero_shot() && c.arch != vit::architecture::image_classification)
         throw vit::error(r.dir + ": a " + (c.architecture_name.empty() ? std::string("backbone") : c.architecture_name) +
-                         " checkpoint has no classifier; use --features for its embeddings");
+                         " checkpoint has no classifier; use --features for its embeddings, or --label for zero-shot "
+                         "labels (CLIP, SigLIP)");
     const std::vector<std::string> all = inputs::expand(opt.inputs);
     if (all.empty()) throw vit::error("no images found in the given inputs");
     for (const auto& f : all)
@@ -406,18 +514,54 @@ private:
     std::vector<float> rows_;
 };
 
-int main(int argc, char** argv) {
-    const options opt = parse_args(argc, argv);
-    std::optional<run_setup> run;
-    std::optional<part_output> parts_out;
+// --text: each text's text_embeds, one JSON object a line, batch by batch.
+int embed_texts(const options& opt) {
     try {
-        run.emplace(setup(opt));
-        if (!opt.output.empty()) parts_out.emplace(opt, std::size_t(run->model.embedding_size()));
+        const vit::text_model tm = vit::load_text_model(hub::resolve_model(opt.model), load_opts(opt));
+        vit::text_forward_options fo;
+        fo.output_last_hidden_state = false;
+        for (std::size_t b0 = 0; b0 < opt.texts.size(); b0 += std::size_t(opt.batch)) {
+            const std::size_t b1 = std::min(opt.texts.size(), b0 + std::size_t(opt.batch));
+            const std::vector<std::string> batch(opt.texts.begin() + std::ptrdiff_t(b0), opt.texts.begin() + std::ptrdiff_t(b1));
+            const vit::token_batch tokens = tm.encode(batch);
+            const vit::text_output<float> out = tm.forward(tokens, fo);
+            for (std::size_t i = 0; i < batch.size(); ++i) {
+                const auto row = out.text_embeds.row(Eigen::Index(i));
+                std::vector<float> v(row.data(), row.data() + row.size());
+                if (opt.normalize) l2_normalize(v);
+                nlohmann::json j{{"text", batch[i]}, {"kind", "text_embeds"}};
+                if (opt.normalize) j["normalized"] = true;
+                if (opt.tokens) {  // the text's own ids: the padding the batch needed left out
+                    nlohmann::json ids = nlohmann::json::array();
+                    for (std::size_t t = 0; t < tokens.input_ids[i].size(); ++t)
+                        if (tokens.attention_mask[i][t]) ids.push_back(tokens.input_ids[i][t]);
+                    j["input_ids"] = std::move(ids);
+                }
+                j["features"] = to_json_array(v.data(), Eigen::Index(v.size()));
+                std::cout << j.dump() << "\n";
+            }
+            std::cout.flush();
+        }
+        return all_labelled;
     } catch (const std::exception& e) {
         std::cerr << "vit-classify: " << e.what() << "\n";
         return fatal;
     }
-    const vit::model& model = run->model;
+}
+
+int main(int argc, char** argv) {
+    const options opt = parse_args(argc, argv);
+    if (!opt.texts.empty()) return embed_texts(opt);
+    std::optional<run_setup> run;
+    std::optional<part_output> parts_out;
+    try {
+        run.emplace(setup(opt));
+        if (!opt.output.empty()) parts_out.emplace(opt, std::size_t(run->model().embedding_size()));
+    } catch (const std::exception& e) {
+        std::cerr << "vit-classify: " << e.what() << "\n";
+        return fatal;
+    }
+    const vit::model& model = run->model();
     const vit::config& cfg = model.config();
     const vit::preprocess_config& pre = run->pre;
     const std::vector<std::string>& files = run->files;
@@ -444,6 +588,7 @@ int main(int argc, char** argv) {
                 }
             }
             vit::output<float> out;
+            vit::zero_shot_scores<float> zs;
             if (!images.empty()) {
                 vit::forward_options fo;
                 fo.output_attentions = !opt.attention_map.empty();
@@ -453,6 +598,7 @@ int main(int argc, char** argv) {
                 if (!opt.attention_map.empty())
                     write_attention_map(images[0], rollout::attention_rollout(out, cfg.num_attention_heads),
                                         pre.height / cfg.patch_size, pre.width / cfg.patch_size, opt.attention_map);
+                if (run->zero_shot) zs = run->zero_shot->scores(model.embedding(out), run->label_embeds);
             }
             std::size_t row = 0;
             for (std::size_t i = b0; i < b1; ++i) {
@@ -480,12 +626,17 @@ int main(int argc, char** argv) {
                     }
                     continue;
                 }
-                const auto preds = vit::top_k(out.logits.row(r).data(), cfg.num_labels(), opt.top_k, cfg.labels);
+                // Zero-shot: the probs of the labels given, all of them unless --top-k says.
+                const vit::matrix<float>& logits = run->zero_shot ? zs.logits_per_image : out.logits;
+                const auto preds = run->zero_shot
+                                       ? labels::ranked(zs.probs.row(r).data(), int(zs.probs.cols()),
+                                                        opt.top_k_given ? opt.top_k : 0, run->labels)
+                                       : vit::top_k(out.logits.row(r).data(), cfg.num_labels(), opt.top_k, cfg.labels);
                 if (opt.json || parts_out) {
                     nlohmann::json j = {{"image", todo[i]}, {"predictions", nlohmann::json::array()}};
                     for (const auto& p : preds)
                         j["predictions"].push_back({{"label", p.label}, {"index", p.index}, {"score", p.score}});
-                    if (opt.logits) j["logits"] = to_json_array(out.logits.row(r).data(), out.logits.cols());
+                    if (opt.logits) j["logits"] = to_json_array(logits.row(r).data(), logits.cols());
                     if (parts_out) parts_out->add(j);
                     else std::cout << j.dump() << "\n";
                 } else {

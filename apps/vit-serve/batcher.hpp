@@ -23,6 +23,7 @@ struct job_result {
     vit::matrix<float> logits;    // [n, labels] (image classification only)
     vit::matrix<float> embeddings;  // [n, model.embedding_size()]
     std::vector<double> rollout;    // attention jobs: CLS rollout over the patch grid
+    vit::matrix<float> text_embeds;  // OIP text requests: [n, P] (the text tower's, not the batcher's)
     int batch_size = 0;           // images in the forward this job rode in
     double queue_s = 0, infer_s = 0;
 };

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -18,10 +19,13 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
+#include <vit/text.hpp>
 #include <vit/vit.hpp>
 
 #include "common/hub.hpp"
+#include "common/labels.hpp"
 #include "batcher.hpp"
+#include "label_cache.hpp"
 #include "metrics.hpp"
 #include "page.hpp"
 #include "protocol.hpp"
@@ -92,6 +96,15 @@ options parse_args(int argc, char** argv) {
     return o;
 }
 
+// A CLIP or SigLIP tokenizer's files in a checkpoint folder.
+bool has_tokenizer_files(const std::string& dir) {
+    for (const char* f : {"tokenizer.json", "vocab.json", "spiece.model"}) {
+        std::error_code ec;
+        if (std::filesystem::is_regular_file(std::filesystem::path(dir) / f, ec)) return true;
+    }
+    return false;
+}
+
 // Compares without an early exit so the time taken does not tell how much
 // of a guessed key was right.
 bool constant_time_equal(const std::string& a, const std::string& b) {
@@ -104,7 +117,14 @@ bool constant_time_equal(const std::string& a, const std::string& b) {
 
 struct server_state {
     options opt;
-    std::unique_ptr<vit::model> model;
+    // The image tower: a CLIP or SigLIP checkpoint with its tokenizer files
+    // loads both towers (zero_shot), any other the vision model alone.
+    std::unique_ptr<vit::zero_shot_model> zero_shot;
+    std::unique_ptr<vit::model> vision_only;
+    const vit::model* model = nullptr;
+    std::string no_text;  // why text requests are refused (no zero_shot)
+    asio::thread_pool* text_pool = nullptr;  // runs the text tower off the HTTP threads
+    serve::label_cache label_sets{64, std::size_t(8) << 20};  // 64 sets, 32 MiB of floats
     vit::preprocess_config pre;
     std::unique_ptr<serve::batcher> batch;
     serve::metrics stats;
@@ -119,7 +139,8 @@ using response = http::response<http::string_body>;
 response json_response(int status, const nlohmann::json& j) {
     response r{http::status(status), 11};
     r.set(http::field::content_type, "application/json");
-    r.body() = j.dump();
+    // Replace, not throw: an error message may quote the request's invalid UTF-8.
+    r.body() = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     return r;
 }
 response error_response(int status, const std::string& msg) { return json_response(status, {{"error", msg}}); }
@@ -243,7 +264,7 @@ private:
             if (!only(http::verb::get)) return;
             response r{http::status::ok, 11};
             r.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-            r.body() = st_.stats.text(st_.batch ? st_.batch->queued() : 0);
+            r.body() = st_.stats.text(st_.batch ? st_.batch->queued() : 0, st_.label_sets.sets());
             finish(std::move(r));
         } else if (t.rfind("/v2/models/", 0) == 0) {
             finish(error_response(404, "unknown model or route " + t + " (this server has " + st_.opt.name + ")"));
@@ -258,13 +279,13 @@ private:
         if (cfg.arch == vit::architecture::image_classification)
             outputs.push_back({{"name", "logits"}, {"datatype", "FP32"}, {"shape", {-1, cfg.num_labels()}}});
         outputs.push_back({{"name", "embeddings"}, {"datatype", "FP32"}, {"shape", {-1, st_.model->embedding_size()}}});
-        return {{"name", st_.opt.name},
-                {"versions", {"1"}},
-                {"platform", "vit"},
-                {"inputs",
-                 {{{"name", "image"}, {"datatype", "BYTES"}, {"shape", {-1}}},
-                  {{"name", "pixel_values"}, {"datatype", "FP32"}, {"shape", {-1, 3, st_.pre.height, st_.pre.width}}}}},
-                {"outputs", outputs}};
+        nlohmann::json inputs = {{{"name", "image"}, {"datatype", "BYTES"}, {"shape", {-1}}},
+                                 {{"name", "pixel_values"}, {"datatype", "FP32"}, {"shape", {-1, 3, st_.pre.height, st_.pre.width}}}};
+        if (st_.zero_shot) {
+            inputs.push_back({{"name", "text"}, {"datatype", "BYTES"}, {"shape", {-1}}});
+            outputs.push_back({{"name", "text_embeds"}, {"datatype", "FP32"}, {"shape", {-1, st_.zero_shot->text().embedding_size()}}});
+        }
+        return {{"name", st_.opt.name}, {"versions", {"1"}}, {"platform", "vit"}, {"inputs", inputs}, {"outputs", outputs}};
     }
 
     enum class kind { oip, hf, attention };
@@ -276,8 +297,11 @@ private:
             if (k != kind::oip) {
                 const std::string ct(req_[http::field::content_type]);
                 d = serve::decode_hf(req_.body(), ct.rfind("application/json", 0) == 0);
-                if (k == kind::hf && st_.model->config().arch != vit::architecture::image_classification)
-                    throw vit::error("this checkpoint has no classifier; use /v2/models/NAME/infer for embeddings");
+                if (k == kind::hf && !d.zero_shot() && st_.model->config().arch != vit::architecture::image_classification)
+                    throw vit::error(std::string("this checkpoint has no classifier; ") +
+                                     (st_.zero_shot ? "send candidate_labels for zero-shot scores, or " : "") +
+                                     "use /v2/models/NAME/infer for embeddings");
+                if (k != kind::hf && d.zero_shot()) throw vit::error("candidate_labels go to /predict or /, not " + route_);
             } else {
                 std::size_t hlen = std::string::npos;
                 if (auto it = req_.find("Inference-Header-Content-Length"); it != req_.end()) {
@@ -294,9 +318,13 @@ private:
             }
             if (d.classification && st_.model->config().arch != vit::architecture::image_classification)
                 throw vit::error("classification needs a classifier checkpoint");
+            if ((d.zero_shot() || d.want_text_embeds) && !st_.zero_shot)
+                throw vit::error(std::string(d.zero_shot() ? "candidate_labels need" : "the text input needs") +
+                                 " a CLIP or SigLIP checkpoint with its text tower: " + st_.no_text);
         } catch (const vit::error& e) {
             return finish(error_response(400, e.what()));
         }
+        if (d.want_text_embeds) return embed_texts(std::move(d));
         // Preprocess here, on the HTTP thread, so the forward never waits for it.
         auto j = std::make_unique<serve::job>();
         try {
@@ -315,17 +343,79 @@ private:
         }
         auto self = shared_from_this();
         auto req = std::make_shared<serve::decoded_request>(std::move(d));
-        j->done = [self, req, k](serve::job_result r) {
-            asio::post(self->stream_.get_executor(), [self, req, k, r = std::move(r)]() mutable {
+        auto label_embeds = std::make_shared<serve::label_cache::value>();  // zero-shot: set before the job is queued
+        j->done = [self, req, k, label_embeds](serve::job_result r) {
+            asio::post(self->stream_.get_executor(), [self, req, k, label_embeds, r = std::move(r)]() mutable {
                 self->batch_ = r.batch_size;
                 self->st_.stats.queued(r.queue_s);
                 if (!r.error.empty()) return self->finish(error_response(500, r.error));
-                self->finish(k == kind::hf ? self->hf_answer(*req, r)
+                self->finish(req->zero_shot() ? self->zero_shot_answer(*req, **label_embeds, r)
+                             : k == kind::hf  ? self->hf_answer(*req, r)
                              : k == kind::oip ? self->oip_answer(*req, r)
                                               : self->attention_answer(r));
             });
         };
-        if (!st_.batch->submit(std::move(j))) unavailable("queue full");
+        if (!req->zero_shot()) {
+            if (!st_.batch->submit(std::move(j))) unavailable("queue full");
+            return;
+        }
+        const std::string key = serve::label_cache::key(req->hypothesis_template, req->candidate_labels);
+        if ((*label_embeds = st_.label_sets.find(key))) {
+            st_.stats.label_cache(true);
+            if (!st_.batch->submit(std::move(j))) unavailable("queue full");
+            return;
+        }
+        st_.stats.label_cache(false);
+        // The labels' sentences through the text tower first (on its own
+        // thread), then the image through the batcher.
+        auto job = std::make_shared<std::unique_ptr<serve::job>>(std::move(j));
+        asio::post(*st_.text_pool, [self, req, key, label_embeds, job] {
+            try {
+                const auto t0 = std::chrono::steady_clock::now();
+                auto m = std::make_shared<const vit::matrix<float>>(
+                    self->st_.zero_shot->label_embeddings(req->candidate_labels, req->hypothesis_template));
+                self->st_.stats.texts(req->candidate_labels.size(),
+                                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+                self->st_.label_sets.put(key, m);
+                *label_embeds = std::move(m);
+            } catch (const std::exception& e) {
+                return self->fail_later(dynamic_cast<const vit::error*>(&e) ? 400 : 500, e.what());
+            }
+            if (!self->st_.batch->submit(std::move(*job)))
+                asio::post(self->stream_.get_executor(), [self] { self->unavailable("queue full"); });
+        });
+    }
+
+    // Answers an error from another thread, on this session's strand.
+    void fail_later(int status, const std::string& msg) {
+        asio::post(stream_.get_executor(), [self = shared_from_this(), status, msg] { self->finish(error_response(status, msg)); });
+    }
+
+    // OIP text input: the text tower on its thread, then text_embeds.
+    void embed_texts(serve::decoded_request d) {
+        auto self = shared_from_this();
+        auto req = std::make_shared<serve::decoded_request>(std::move(d));
+        asio::post(*st_.text_pool, [self, req] {
+            serve::job_result r;
+            try {
+                const auto t0 = std::chrono::steady_clock::now();
+                r.text_embeds = self->st_.zero_shot->text().embed(req->texts);
+                self->st_.stats.texts(req->texts.size(), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            } catch (const std::exception& e) {
+                return self->fail_later(dynamic_cast<const vit::error*>(&e) ? 400 : 500, e.what());
+            }
+            asio::post(self->stream_.get_executor(), [self, req, r = std::move(r)] { self->finish(self->oip_answer(*req, r)); });
+        });
+    }
+
+    // The HF zero-shot answer: every label (or top_k), best first, scored as
+    // the pipeline scores (CLIP softmax over the labels, SigLIP sigmoid).
+    response zero_shot_answer(const serve::decoded_request& d, const vit::matrix<float>& label_embeds, const serve::job_result& r) {
+        const auto s = st_.zero_shot->scores(r.embeddings, label_embeds);
+        nlohmann::json a = nlohmann::json::array();
+        for (const auto& p : labels::ranked(s.probs.row(0).data(), int(s.probs.cols()), d.top_k_given ? d.top_k : 0, d.candidate_labels))
+            a.push_back({{"label", p.label}, {"score", p.score}});
+        return json_response(200, a);
     }
 
     void unavailable(const std::string& why) {
@@ -394,6 +484,7 @@ private:
         };
         if (d.want_logits && has_logits) (d.classification && d.classify_logits) ? classes("logits", r.logits) : floats("logits", r.logits);
         if (d.want_embeddings) floats("embeddings", r.embeddings);
+        if (d.want_text_embeds) floats("text_embeds", r.text_embeds);
         if (outs.empty()) return error_response(400, "no outputs to return (this checkpoint has no logits)");
         nlohmann::json head = {{"model_name", st_.opt.name}, {"model_version", "1"}, {"outputs", outs}};
         if (!d.id.empty()) head["id"] = d.id;
@@ -408,7 +499,10 @@ private:
 
     void log(const std::string& route, int status, int batch) const {
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0_).count();
-        std::cerr << nlohmann::json{{"route", route}, {"status", status}, {"ms", counted_ ? ms : 0.0}, {"batch", batch}}.dump() + "\n";
+        // The target may hold any bytes: invalid UTF-8 is replaced, not thrown.
+        std::cerr << nlohmann::json{{"route", route}, {"status", status}, {"ms", counted_ ? ms : 0.0}, {"batch", batch}}
+                             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                         "\n";
     }
 
     void send_error_close(int status, const std::string& msg) {
@@ -525,6 +619,8 @@ int main(int argc, char** argv) {
         }
         const int http_threads = 2;
         asio::io_context ioc(http_threads);
+        asio::thread_pool text_pool(1);  // before the HTTP threads' joiner: joined after them, before ioc goes
+        st.text_pool = &text_pool;
         tcp::acceptor acc(ioc);
         const tcp::endpoint ep(asio::ip::make_address(opt.host), static_cast<unsigned short>(opt.port));
         acc.open(ep.protocol());
@@ -586,14 +682,31 @@ int main(int argc, char** argv) {
         lo.compute = opt.dtype == "bf16" ? vit::precision::bf16 : opt.dtype == "int8" ? vit::precision::int8 : vit::precision::f32;
         lo.threads = opt.threads;
         const std::string dir = hub::resolve_model(opt.model);
-        st.model = std::make_unique<vit::model>(vit::load_model(dir, lo));
+        // Both towers when the folder has tokenizer files (the text tower of a
+        // checkpoint without them cannot be used); the vision model alone when
+        // it has none, or when they are there but the text side cannot load.
+        if (has_tokenizer_files(dir)) {
+            try {
+                st.zero_shot = std::make_unique<vit::zero_shot_model>(vit::load_zero_shot_model(dir, lo));
+                st.model = &st.zero_shot->image();
+            } catch (const vit::error& e) {
+                st.no_text = e.what();
+                std::cerr << nlohmann::json{{"event", "no_text"}, {"reason", st.no_text}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+            }
+        } else {
+            st.no_text = dir + ": a vision-only checkpoint (no tokenizer files: tokenizer.json, vocab.json + merges.txt, or spiece.model)";
+        }
+        if (!st.model) {
+            st.vision_only = std::make_unique<vit::model>(vit::load_model(dir, lo));
+            st.model = st.vision_only.get();
+        }
         st.pre = st.model->preprocessing();
         const int threads = opt.threads > 0 ? opt.threads : int(std::max(1u, std::thread::hardware_concurrency()));
         st.batch = std::make_unique<serve::batcher>(
             *st.model, threads, opt.max_batch, opt.delay_ms, std::size_t(opt.max_queue),
             serve::batch_stats{[&](int b, double s) { st.stats.forward(b, s); }});
         st.ready = true;
-        std::cerr << nlohmann::json{{"event", "ready"}, {"model", dir}}.dump() << "\n";
+        std::cerr << nlohmann::json{{"event", "ready"}, {"model", dir}, {"text", bool(st.zero_shot)}}.dump() << "\n";
         join_pool.stop_first = false;  // run until the drain stops the context
         for (auto& t : pool) t.join();
         std::cerr << nlohmann::json{{"event", "stopped"}}.dump() << "\n";

@@ -54,7 +54,17 @@ public:
         std::lock_guard<std::mutex> lk(mu_);
         queue_s_.observe(seconds);
     }
-    std::string text(std::size_t queue_length) const {
+    // Texts run through the text tower (OIP text, zero-shot labels not cached).
+    void texts(std::size_t n, double seconds) {
+        std::lock_guard<std::mutex> lk(mu_);
+        texts_ += n;
+        text_s_.observe(seconds);
+    }
+    void label_cache(bool hit) {
+        std::lock_guard<std::mutex> lk(mu_);
+        ++(hit ? cache_hits_ : cache_misses_);
+    }
+    std::string text(std::size_t queue_length, std::size_t cached_label_sets = 0) const {
         std::lock_guard<std::mutex> lk(mu_);
         std::ostringstream o;
         o.precision(9);
@@ -71,6 +81,15 @@ public:
           << "vit_forward_executions_total " << forwards_ << "\n"
           << "# HELP vit_queue_length Requests waiting or running.\n# TYPE vit_queue_length gauge\n"
           << "vit_queue_length " << queue_length << "\n";
+        text_s_.write(o, "vit_text_duration_seconds", "Duration of one text tower run (OIP text, uncached labels).");
+        o << "# HELP vit_text_inferences_total Texts run through the text tower.\n# TYPE vit_text_inferences_total counter\n"
+          << "vit_text_inferences_total " << texts_ << "\n"
+          << "# HELP vit_label_cache_hits_total Zero-shot calls whose label embeddings were cached.\n"
+          << "# TYPE vit_label_cache_hits_total counter\nvit_label_cache_hits_total " << cache_hits_ << "\n"
+          << "# HELP vit_label_cache_misses_total Zero-shot calls that ran the text tower for their labels.\n"
+          << "# TYPE vit_label_cache_misses_total counter\nvit_label_cache_misses_total " << cache_misses_ << "\n"
+          << "# HELP vit_label_cache_sets Label sets held in the cache.\n# TYPE vit_label_cache_sets gauge\n"
+          << "vit_label_cache_sets " << cached_label_sets << "\n";
         return o.str();
     }
 
@@ -81,7 +100,8 @@ private:
     histogram queue_s_{{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}};
     histogram infer_s_{{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}};
     histogram batch_{{1, 2, 4, 8, 16, 32, 64}};
-    unsigned long long forwards_ = 0, inferences_ = 0;
+    histogram text_s_{{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}};
+    unsigned long long forwards_ = 0, inferences_ = 0, texts_ = 0, cache_hits_ = 0, cache_misses_ = 0;
 };
 
 }  // namespace serve

@@ -1,8 +1,10 @@
 // The page at GET /: pick or drop an image, see the top 5 labels and where
-// the model looks. Inline HTML/CSS/JS only (no external assets, no CDN), so
-// the binary serves it as is. tests/serve/test_browser.py drives it in
-// headless Chromium through the ids used here (#file, #preds .prediction,
-// #heat, #err, #token).
+// the model looks; with labels typed in the labels box (a CLIP or SigLIP
+// checkpoint), the image's zero-shot scores for them instead. Inline
+// HTML/CSS/JS only (no external assets, no CDN), so the binary serves it as
+// is. tests/serve/test_browser.py drives it in headless Chromium through the
+// ids used here (#file, #labels, #preds .prediction, #rtitle, #heat, #err,
+// #token).
 //
 // The heat map is drawn as vit-classify --attention-map draws it
 // (apps/vit-classify/main.cpp write_attention_map): the patch grid from
@@ -29,6 +31,8 @@ h1{font-size:1.5em;margin:.2em 0 .6em}
 #drop label{color:#1a4fa0;text-decoration:underline;cursor:pointer}
 .vh{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 #drop:focus-within{outline:2px solid #36c;outline-offset:2px}
+#zs{margin:.6em 0}
+#labels{width:32em;max-width:100%}
 #auth{margin:.6em 0;font-size:.9em}
 #auth input{width:20em;max-width:100%}
 #auth code{white-space:nowrap}
@@ -54,6 +58,8 @@ main{display:flex;flex-wrap:wrap;gap:1.5em;margin-top:1em}
 <h1>vit-serve</h1>
 <div id="drop">Drop an image here, or
 <label for="file">pick a file</label><input id="file" class="vh" type="file" accept="image/*"></div>
+<div id="zs"><label for="labels">Zero-shot labels, comma-separated (CLIP and SigLIP checkpoints; empty: the classifier's labels)</label><br>
+<input id="labels" type="text" autocomplete="off" spellcheck="false" placeholder="a cat, a dog, a cup of coffee"></div>
 <details id="auth"><summary>API token</summary>
 <label for="token">Bearer token, if the server was started with <code>--api-key-file</code> (kept in this tab only)</label><br>
 <input id="token" type="password" autocomplete="off" spellcheck="false"></details>
@@ -71,7 +77,7 @@ main{display:flex;flex-wrap:wrap;gap:1.5em;margin-top:1em}
 <script>
 'use strict';
 const $=id=>document.getElementById(id);
-const drop=$('drop'),file=$('file'),img=$('img'),heat=$('heat'),token=$('token');
+const drop=$('drop'),file=$('file'),img=$('img'),heat=$('heat'),token=$('token'),labels=$('labels');
 let seq=0,current=null,map=null;
 token.value=sessionStorage.getItem('vit-serve-token')||'';
 if(token.value)$('auth').open=true;
@@ -80,6 +86,7 @@ token.addEventListener('change',()=>{
   if(t)sessionStorage.setItem('vit-serve-token',t);else sessionStorage.removeItem('vit-serve-token');
   if(current)run(current);
 });
+labels.addEventListener('change',()=>{if(current)run(current)});
 drop.addEventListener('dragover',e=>{e.preventDefault();drop.classList.add('over')});
 drop.addEventListener('dragleave',()=>drop.classList.remove('over'));
 drop.addEventListener('drop',e=>{e.preventDefault();drop.classList.remove('over');
@@ -90,12 +97,12 @@ img.addEventListener('load',draw);
 img.addEventListener('error',()=>{$('view').hidden=true});
 new ResizeObserver(draw).observe(img);
 
-// POSTs the raw image; answers the parsed JSON or throws the server's {"error"}.
-async function post(path,f){
-  const h={'Content-Type':'application/octet-stream'};
+// POSTs the raw image (or a JSON body); answers the parsed JSON or throws the server's {"error"}.
+async function post(path,f,json){
+  const h={'Content-Type':json?'application/json':'application/octet-stream'};
   const t=sessionStorage.getItem('vit-serve-token');
   if(t)h.Authorization='Bearer '+t;
-  const r=await fetch(path,{method:'POST',headers:h,body:f});
+  const r=await fetch(path,{method:'POST',headers:h,body:json?JSON.stringify(json):f});
   let j=null;
   try{j=await r.json()}catch(e){}
   if(!r.ok){
@@ -106,8 +113,20 @@ async function post(path,f){
   return j;
 }
 
+// The file's bytes as base64, for the JSON of a zero-shot call.
+function base64(f){
+  return new Promise((ok,no)=>{const r=new FileReader();
+    r.onload=()=>ok(String(r.result).slice(String(r.result).indexOf(',')+1));
+    r.onerror=()=>no(r.error||new Error('cannot read '+f.name));r.readAsDataURL(f)});
+}
+
+// The labels box as HF's widget takes it: comma-separated, blanks dropped.
+function typedLabels(){return labels.value.split(',').map(s=>s.trim()).filter(s=>s)}
+
 async function run(f){
   const my=++seq;current=f;map=null;
+  const zs=typedLabels();
+  $('rtitle').textContent=zs.length?'Zero-shot labels':'Top labels';
   $('err').textContent='';$('preds').textContent='';
   heat.width=heat.height=0;delete heat.dataset.drawn;
   if(img.src)URL.revokeObjectURL(img.src);
@@ -116,7 +135,7 @@ async function run(f){
   $('status').textContent='Classifying '+f.name+'…';
   const attention=post('/attention',f);attention.catch(()=>{});
   try{
-    const preds=await post('/predict',f);
+    const preds=zs.length?await post('/predict',f,{inputs:await base64(f),parameters:{candidate_labels:zs}}):await post('/predict',f);
     if(my!==seq)return;
     show(preds);
   }catch(e){

@@ -12,7 +12,16 @@
 #include <vit/error.hpp>
 #include <vit/image.hpp>
 
+#include "common/labels.hpp"
+
 namespace serve {
+
+// Limits on text in a request (README, vit-serve): texts in an OIP `text`
+// input, labels in a zero-shot call, and bytes in each (a text past the
+// model's context is truncated as transformers truncates; these only bound
+// the work a request can ask for).
+constexpr std::size_t max_texts = 256;
+constexpr std::size_t max_text_bytes = 4096;
 
 // One decoded input batch: either images (decoded, not yet preprocessed) or
 // ready pixel values [n, 3, h, w].
@@ -26,7 +35,50 @@ struct decoded_request {
     bool classify_logits = false;  // which output the K applies to
     bool binary_out = false;
     int top_k = 5;              // HF route
+    bool top_k_given = false;
+    std::vector<std::string> texts;  // OIP input "text"
+    bool want_text_embeds = false;
+    // HF zero-shot call: the labels (checked) and the template.
+    std::vector<std::string> candidate_labels;
+    std::string hypothesis_template = "This is a photo of {}.";
+    bool zero_shot() const { return !candidate_labels.empty(); }
 };
+
+// A text of a request: a string, at most max_text_bytes, valid UTF-8.
+inline void check_text(const std::string& t, const std::string& what) {
+    if (t.size() > max_text_bytes)
+        throw vit::error(what + " is " + std::to_string(t.size()) + " bytes, over the limit of " + std::to_string(max_text_bytes));
+    labels::check_utf8(t, what);
+}
+
+// candidate_labels as HF clients send them: a JSON array of strings, or one
+// comma-separated string (huggingface_hub before 0.22; split as transformers
+// splits it). Throws naming the problem.
+inline std::vector<std::string> parse_candidate_labels(const nlohmann::json& v) {
+    std::vector<std::string> out;
+    if (v.is_string()) {
+        out = labels::split_commas(v.get<std::string>());
+    } else if (v.is_array()) {
+        if (v.size() > max_texts)
+            throw vit::error("candidate_labels has " + std::to_string(v.size()) + " labels, over the limit of " + std::to_string(max_texts));
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            if (!v[i].is_string()) throw vit::error("candidate_labels[" + std::to_string(i) + "] is not a string");
+            out.push_back(v[i].get<std::string>());
+        }
+    } else {
+        throw vit::error("candidate_labels must be an array of strings or a comma-separated string");
+    }
+    if (out.empty()) throw vit::error("candidate_labels is empty: zero-shot classification needs at least one label");
+    if (out.size() > max_texts)
+        throw vit::error("candidate_labels has " + std::to_string(out.size()) + " labels, over the limit of " + std::to_string(max_texts));
+    std::vector<std::string> names;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        names.push_back("candidate_labels[" + std::to_string(i) + "]");
+        check_text(out[i], names.back());
+    }
+    labels::check_labels(out, names);
+    return out;
+}
 
 inline std::string b64decode(const std::string& s) {
     static const auto table = [] {
@@ -101,7 +153,7 @@ inline decoded_request decode_infer(const std::string& body, std::size_t header_
         if (!j.is_object()) throw vit::error("the request must be a JSON object");
         if (j.contains("id")) r.id = j.at("id").get<std::string>();
         const auto& inputs = j.at("inputs");
-        if (!inputs.is_array() || inputs.size() != 1) throw vit::error("exactly one input, image or pixel_values");
+        if (!inputs.is_array() || inputs.size() != 1) throw vit::error("exactly one input, image, pixel_values or text");
         std::size_t offset = jlen;
         const auto& in = inputs.at(0);
         const std::string name = in.at("name").get<std::string>();
@@ -176,17 +228,55 @@ inline decoded_request decode_infer(const std::string& body, std::size_t header_
             r.c = 3;
             r.h = int(shape[2]);
             r.w = int(shape[3]);
+        } else if (name == "text") {
+            if (dtype != "BYTES" || shape.size() != 1) throw vit::error("text is BYTES [N]");
+            const std::size_t n = std::size_t(shape[0]);
+            if (n > max_texts) throw vit::error("text: " + std::to_string(n) + " texts, over the limit of " + std::to_string(max_texts));
+            auto take = [&](std::string t, std::size_t i) {
+                check_text(t, "text " + std::to_string(i));
+                r.texts.push_back(std::move(t));
+            };
+            if (has_raw) {
+                std::size_t p = 0;
+                for (std::size_t i = 0; i < n; ++i) {
+                    if (raw.size() - p < 4) throw vit::error("binary BYTES element truncated");
+                    std::uint32_t len = 0;
+                    for (int b = 3; b >= 0; --b) len = (len << 8) | static_cast<unsigned char>(raw[p + std::size_t(b)]);
+                    p += 4;
+                    if (len > raw.size() - p) throw vit::error("binary BYTES element truncated");
+                    take(raw.substr(p, len), i);
+                    p += len;
+                }
+                if (p != raw.size()) throw vit::error("binary data longer than its elements");
+            } else {
+                const auto& data = in.at("data");
+                if (!data.is_array() || data.size() != n) throw vit::error("text data does not match its shape");
+                for (std::size_t i = 0; i < n; ++i) {
+                    if (!data.at(i).is_string()) throw vit::error("text " + std::to_string(i) + " is not a string");
+                    take(data.at(i).get<std::string>(), i);
+                }
+            }
+            r.n = int(n);
+            r.want_logits = r.want_embeddings = false;
+            r.want_text_embeds = true;
         } else {
-            throw vit::error("unknown input '" + name + "' (image or pixel_values)");
+            throw vit::error("unknown input '" + name + "' (image, pixel_values or text)");
         }
         if (j.contains("parameters") && j.at("parameters").contains("binary_data_output"))
             r.binary_out = j.at("parameters").at("binary_data_output").get<bool>();
         if (j.contains("outputs")) {
-            r.want_logits = r.want_embeddings = false;
+            r.want_logits = r.want_embeddings = r.want_text_embeds = false;
+            const bool text = name == "text";
             for (const auto& o : j.at("outputs")) {
                 const std::string on = o.at("name").get<std::string>();
-                bool* want = on == "logits" ? &r.want_logits : on == "embeddings" ? &r.want_embeddings : nullptr;
-                if (!want) throw vit::error("unknown output '" + on + "' (logits or embeddings)");
+                bool* want = on == "logits" ? &r.want_logits
+                             : on == "embeddings" ? &r.want_embeddings
+                             : on == "text_embeds" ? &r.want_text_embeds
+                                                   : nullptr;
+                if (!want) throw vit::error("unknown output '" + on + "' (logits, embeddings or text_embeds)");
+                if (text != (on == "text_embeds"))
+                    throw vit::error(text ? "the text input gives the output text_embeds only, not '" + on + "'"
+                                          : std::string("text_embeds is the output of the text input"));
                 *want = true;
                 if (o.contains("parameters")) {
                     const auto& p = o.at("parameters");
@@ -204,7 +294,14 @@ inline decoded_request decode_infer(const std::string& body, std::size_t header_
     return r;
 }
 
-// POST / and /predict: a raw image, or {"inputs": "<base64>", "parameters": {"top_k": K}}.
+// POST / and /predict: a raw image, or {"inputs": "<base64>", "parameters":
+// {"top_k": K}}. With candidate_labels, the zero-shot call in the forms HF
+// clients send it:
+//   {"inputs": "<base64>", "parameters": {"candidate_labels": [...], "hypothesis_template": T}}
+//   {"inputs": {"image": "<base64>"}, "parameters": {"candidate_labels": [...]}}
+//   {"image": "<base64>", "parameters": {"candidate_labels": "a,b,c"}}  (huggingface_hub < 0.22)
+// candidate_labels may also sit in the "inputs" object, as the task's spec
+// once had it.
 inline decoded_request decode_hf(const std::string& body, bool is_json) {
     decoded_request r;
     r.want_embeddings = false;
@@ -213,13 +310,47 @@ inline decoded_request decode_hf(const std::string& body, bool is_json) {
         r.n = 1;
         return r;
     }
+    nlohmann::json j;
     try {
-        const auto j = nlohmann::json::parse(body);
-        r.images.push_back(decode_one(b64decode(j.at("inputs").get<std::string>()), "inputs"));
-        if (j.contains("parameters") && j.at("parameters").contains("top_k"))
-            r.top_k = int(get_int(j.at("parameters").at("top_k"), "top_k", 1, INT32_MAX));
+        j = nlohmann::json::parse(body);
     } catch (const nlohmann::json::exception& e) {
         throw vit::error(std::string("malformed JSON: ") + e.what());
+    }
+    try {
+        if (!j.is_object()) throw vit::error("the request must be a JSON object");
+        static const nlohmann::json no_params = nlohmann::json::object();
+        const nlohmann::json& params = j.contains("parameters") ? j.at("parameters") : no_params;
+        if (!params.is_object()) throw vit::error("parameters must be a JSON object");
+        const nlohmann::json* labels = params.contains("candidate_labels") ? &params.at("candidate_labels") : nullptr;
+        std::string image;
+        if (j.contains("inputs") && j.at("inputs").is_object()) {
+            const auto& in = j.at("inputs");
+            if (!in.contains("image")) throw vit::error("inputs is an object without \"image\"");
+            image = in.at("image").get<std::string>();
+            if (!labels && in.contains("candidate_labels")) labels = &in.at("candidate_labels");
+            if (!labels) throw vit::error("no candidate_labels: an {\"inputs\": {\"image\"}} request is a zero-shot call");
+        } else if (j.contains("inputs")) {
+            image = j.at("inputs").get<std::string>();
+        } else if (j.contains("image")) {
+            image = j.at("image").get<std::string>();
+        } else {
+            throw vit::error("no inputs: send {\"inputs\": \"<base64 image>\"}");
+        }
+        if (labels) r.candidate_labels = parse_candidate_labels(*labels);
+        if (params.contains("hypothesis_template") && !params.at("hypothesis_template").is_null()) {
+            if (!labels) throw vit::error("hypothesis_template goes with candidate_labels");
+            if (!params.at("hypothesis_template").is_string()) throw vit::error("hypothesis_template must be a string");
+            r.hypothesis_template = params.at("hypothesis_template").get<std::string>();
+            check_text(r.hypothesis_template, "hypothesis_template");
+            labels::check_template(r.hypothesis_template, "hypothesis_template");
+        }
+        if (params.contains("top_k") && !params.at("top_k").is_null()) {
+            r.top_k = int(get_int(params.at("top_k"), "top_k", 1, INT32_MAX));
+            r.top_k_given = true;
+        }
+        r.images.push_back(decode_one(b64decode(image), "inputs"));
+    } catch (const nlohmann::json::exception& e) {
+        throw vit::error(std::string("malformed request: ") + e.what());
     }
     r.n = 1;
     return r;

@@ -1,11 +1,12 @@
 // libFuzzer target: vit-serve's request decoding (apps/vit-serve/protocol.hpp),
 // the code that sees every HTTP body before the model does. The first byte
 // picks what the rest is:
-//   0  an Open Inference Protocol v2 JSON body (no Inference-Header-Content-Length)
+//   0  an Open Inference Protocol v2 JSON body (no Inference-Header-Content-Length;
+//      image, pixel_values or text input)
 //   1  OIP with the binary-data extension: two more bytes, little-endian, are
 //      the header length; the body follows
 //   2  a raw image for the HuggingFace routes
-//   3  the HuggingFace JSON form
+//   3  the HuggingFace JSON form (zero-shot calls with candidate_labels too)
 //   4  base64 text, decoded and then encoded and decoded again
 // Bad input must come out as vit::error and nothing else: any other
 // exception escaping, a crash, a leak or a sanitizer report is a bug.
@@ -51,6 +52,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             if (r.c) {
                 check(r.images.empty() && r.c == 3 && r.h > 0 && r.w > 0);
                 check(r.pixels.size() == std::size_t(r.n) * 3 * std::size_t(r.h) * std::size_t(r.w));
+            } else if (r.want_text_embeds) {
+                check(r.images.empty() && r.pixels.empty() && r.texts.size() == std::size_t(r.n));
+                check(r.texts.size() <= serve::max_texts);
+                for (const auto& t : r.texts) check(t.size() <= serve::max_text_bytes && labels::invalid_utf8_at(t) == std::string::npos);
             } else {
                 check(r.pixels.empty() && r.images.size() == std::size_t(r.n));
             }
@@ -62,6 +67,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         case 3: {
             const serve::decoded_request r = serve::decode_hf(body, mode == 3);
             check(r.n == 1 && r.images.size() == 1 && r.pixels.empty() && r.top_k >= 1);
+            check(r.candidate_labels.size() <= serve::max_texts);
+            for (const auto& t : r.candidate_labels)
+                check(!t.empty() && t.size() <= serve::max_text_bytes && labels::invalid_utf8_at(t) == std::string::npos);
             check_images(r);
             break;
         }

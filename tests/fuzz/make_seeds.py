@@ -286,6 +286,18 @@ def serve_seeds():
     out("serve", "hf_raw_png", b"\x02" + tiny)
     out("serve", "hf_raw_ppm", b"\x02" + ppm)
     out("serve", "hf_json", b"\x03" + json.dumps({"inputs": b64(small), "parameters": {"top_k": 3}}).encode())
+    text = {"name": "text", "datatype": "BYTES", "shape": [2], "data": ["a photo of a cat", "\u732b \U0001f431"]}
+    out("serve", "oip_text", oip_json({"inputs": [text], "outputs": [{"name": "text_embeds"}]}))
+    words = [b"a cat", "caf\u00e9".encode()]
+    out("serve", "bin_text", oip_binary({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2],
+                                                     "parameters": {"binary_data_size": len(bytes_elements(words))}}]},
+                                        bytes_elements(words)))
+    out("serve", "hf_zero_shot", b"\x03" + json.dumps({"inputs": b64(small), "parameters": {
+        "candidate_labels": ["cat", "dog"], "hypothesis_template": "a photo of {}"}}).encode())
+    out("serve", "hf_zero_shot_object", b"\x03" + json.dumps({"inputs": {"image": b64(small)},
+                                                               "parameters": {"candidate_labels": ["cat", "dog"]}}).encode())
+    out("serve", "hf_zero_shot_commas", b"\x03" + json.dumps({"image": b64(small),
+                                                               "parameters": {"candidate_labels": "cat, dog,,bird"}}).encode())
     out("serve", "b64_text", b"\x04" + b64(small).encode())
     out("serve", "b64_wrapped", b"\x04" + b"QUJD\r\nRA==")
     # Broken ones, each refused for a different reason.
@@ -296,6 +308,11 @@ def serve_seeds():
     out("serve", "bad_unknown_output", oip_json({"inputs": [pixel_input(data=values)], "outputs": [{"name": "probs"}]}))
     out("serve", "bad_base64", oip_json({"inputs": [image_input(1, data=["iVBOR*w0KGgo="])]}))
     out("serve", "bad_hf_json", b"\x03" + b'{"inputs": 5, "parameters": {"top_k": 0}')
+    out("serve", "bad_bin_text_utf8", oip_binary({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1],
+                                                              "parameters": {"binary_data_size": 7}}]},
+                                                 bytes_elements([b"\xc3("])))
+    out("serve", "bad_hf_duplicate_labels", b"\x03" + json.dumps({"inputs": b64(small),
+                                                                   "parameters": {"candidate_labels": ["cat", "cat"]}}).encode())
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ input tests/data/images/coco_cats.png and checks what a user would see:
 five prediction rows equal to what POST /predict answers for the same file,
 bars as long as the scores, the attention heat map drawn over the image as
 vit-classify --attention-map draws it, no JS console errors. Then the
-server's {"error"} message for a file that is not an image, and the bearer
-token field against a server with --api-key-file.
+server's {"error"} message for a file that is not an image, the bearer
+token field against a server with --api-key-file, and the labels box: the
+zero-shot scores of a CLIP checkpoint for typed labels, and the server's
+message when the checkpoint has no text tower.
 
 Run: VIT_SERVE=build/apps/vit-serve/vit-serve VIT_DATA=tests/data VIT_ARTIFACTS=/tmp/art \\
      /usr/bin/python3 tests/serve/test_browser.py [test_name ...]
@@ -19,6 +21,7 @@ Exits 0 when every check passes, 1 on a failure, 2 for an unknown test name,
 77 when chromium, chromedriver or python3-selenium is missing
 (apt-get install chromium chromium-driver python3-selenium).
 """
+import base64
 import os
 import re
 import shutil
@@ -28,7 +31,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serverlib import ARTIFACTS, TINY, Server, image  # noqa: E402
+from serverlib import ARTIFACTS, DATA, TINY, Server, image  # noqa: E402
 
 CHROMIUM = os.environ.get("VIT_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("VIT_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -130,7 +133,8 @@ def test_page_is_self_contained(fx):
     ext = re.findall(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//[^"'\s>]*""", r.text)
     ext += re.findall(r"""url\(\s*["']?(?:https?:)?//""", r.text)
     assert not ext, "the page loads external assets: %s" % ext
-    for needed in ('id="file"', 'id="preds"', 'id="heat"', 'id="err"', 'id="token"', '<label for="file"', '<label for="token"'):
+    for needed in ('id="file"', 'id="preds"', 'id="heat"', 'id="err"', 'id="token"', 'id="labels"', '<label for="file"',
+                   '<label for="token"', '<label for="labels"'):
         assert needed in r.text, "the page has no %s" % needed
 
 
@@ -279,6 +283,62 @@ def test_token(fx):
         assert kept == key, "token field after reload %r" % kept
         errs = console_errors(drv, allowed=[r"Failed to load resource: the server responded with a status of 401"])
         assert not errs, "JS console errors: %s" % errs
+
+
+def zero_shot(url, labels):
+    with open(CATS, "rb") as f:
+        body = {"inputs": base64.b64encode(f.read()).decode(), "parameters": {"candidate_labels": labels}}
+    return requests.post(url + "/predict", json=body, timeout=WAIT_S)
+
+
+def shown_rows(drv):
+    return drv.execute_script("""
+        return [...document.querySelectorAll('#preds .prediction')].map(li => ({
+            label: li.querySelector('.label').textContent, score: li.querySelector('.score').textContent}));""")
+
+
+def test_zero_shot_labels(fx):
+    drv = fx.browser
+    typed = ["cat", "two cats", "dog", "a cup of coffee", "tench"]
+    with Server(os.path.join(DATA, "clip-text-tiny", "model")) as srv:
+        r = zero_shot(srv.url, typed)
+        assert r.status_code == 200, "zero-shot POST /predict answered %d: %s" % (r.status_code, r.text)
+        want = r.json()
+        drv.get(srv.url + "/")
+        console_errors(drv)
+        box = drv.find_element(By.ID, "labels")
+        box.send_keys(" , ".join(typed) + " ,, ")  # blanks and empty pieces dropped, as HF's widget does
+        pick_file(drv, CATS)
+        wait_for(drv, "%d zero-shot rows" % len(typed), "document.querySelectorAll('#preds .prediction').length === %d" % len(typed))
+        rows = shown_rows(drv)
+        assert [x["label"] for x in rows] == [p["label"] for p in want], "page %s, server %s" % (rows, want)
+        for row, p in zip(rows, want):
+            assert row["score"] == "%.1f%%" % (100 * p["score"]), "row %r shows %r for score %r" % (p["label"], row["score"], p["score"])
+        title = drv.find_element(By.ID, "rtitle").text
+        assert title == "Zero-shot labels", "results titled %r" % title
+        wait_for(drv, "heat map drawn", "document.getElementById('heat').dataset.drawn")
+        # Other labels re-run the image shown.
+        want = zero_shot(srv.url, ["dog", "hen"]).json()
+        box.send_keys(Keys.CONTROL, "a")  # typed over: clear() would fire a change with the box empty
+        box.send_keys("dog, hen")
+        box.send_keys(Keys.TAB)
+        wait_for(drv, "2 zero-shot rows", "document.querySelectorAll('#preds .prediction').length === 2")
+        assert [x["label"] for x in shown_rows(drv)] == [p["label"] for p in want], (shown_rows(drv), want)
+        errs = console_errors(drv)
+        assert not errs, "JS console errors: %s" % errs
+        drv.save_screenshot(os.path.join(ARTIFACTS, "serve-page-zero-shot.png"))
+    # A vision-only checkpoint: the server's 400 on the page.
+    srv = fx.server
+    msg = zero_shot(srv.url, ["cat", "dog"]).json()["error"]
+    assert "text tower" in msg, msg
+    drv.get(srv.url + "/")
+    console_errors(drv)
+    drv.find_element(By.ID, "labels").send_keys("cat, dog")
+    pick_file(drv, CATS)
+    shown = wait_for(drv, "error message", "document.getElementById('err').textContent")
+    assert shown == msg, "page shows %r, the server said %r" % (shown, msg)
+    errs = console_errors(drv, allowed=[r"Failed to load resource: the server responded with a status of 400"])
+    assert not errs, "JS console errors: %s" % errs
 
 
 class Fixtures:

@@ -34,7 +34,7 @@ def read_bytes(name):
 
 
 def safetensors(path):
-    """The tensors of a safetensors file as numpy arrays (float32 / uint8)."""
+    """The tensors of a safetensors file as numpy arrays (float32 / uint8 / int64)."""
     with open(path, "rb") as f:
         blob = f.read()
     n = struct.unpack("<Q", blob[:8])[0]
@@ -44,7 +44,7 @@ def safetensors(path):
         if k == "__metadata__":
             continue
         a, b = v["data_offsets"]
-        dt = {"F32": np.float32, "U8": np.uint8}[v["dtype"]]
+        dt = {"F32": np.float32, "U8": np.uint8, "I64": np.int64}[v["dtype"]]
         out[k] = np.frombuffer(blob[8 + n + a:8 + n + b], dtype=dt).reshape(v["shape"])
     return out
 
@@ -487,6 +487,13 @@ def test_hostile_bodies():
         # Content-Length shorter than the body: the rest is a bad next request.
         status, headers, body = raw_exchange(s, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcdefgh\r\n\r\n")
         assert status == 400, (status, body)
+        # Bytes that are not UTF-8 in the target and in a JSON body: a 404 and
+        # a 400, not an abort (the log line and the error message quote them).
+        status, _, body = raw_exchange(s, b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status == 404 and json.loads(body)["error"], (status, body)
+        status, _, body = raw_exchange(s, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                          b"Content-Length: 14\r\n\r\n{\"inputs\":\"\xff\"}")
+        assert status == 400 and "JSON" in json.loads(body)["error"], (status, body)
         # Malformed request lines and headers.
         for junk in (b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nBad Header\r\n\r\n",
                      b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
