@@ -109,6 +109,53 @@ struct part_records {
     std::size_t images = 0;  // records with a row
 };
 
+// A record as vit-classify writes it, {"image":"...","kind":"...","row":N},
+// without a JSON parser (a million records take seconds in one). Only lines
+// without backslashes (so every quote delimits a string) and with exactly
+// those keys; anything else returns false, for the JSON parser to judge.
+inline bool fast_record(const std::string& line, part_records& r) {
+    if (line.find('\\') != std::string::npos || line.size() < 2 || line.front() != '{' || line.back() != '}') return false;
+    std::string image, kind;
+    long long row = -1;
+    std::size_t i = 1;
+    for (;;) {
+        if (i >= line.size() || line[i] != '"') return false;
+        const std::size_t ke = line.find('"', i + 1);
+        if (ke == std::string::npos || ke + 1 >= line.size() || line[ke + 1] != ':') return false;
+        const std::string key = line.substr(i + 1, ke - i - 1);
+        i = ke + 2;
+        if (key == "image" || key == "kind") {
+            if (i >= line.size() || line[i] != '"') return false;
+            const std::size_t ve = line.find('"', i + 1);
+            if (ve == std::string::npos) return false;
+            (key == "image" ? image : kind) = line.substr(i + 1, ve - i - 1);
+            i = ve + 1;
+        } else if (key == "row") {
+            std::size_t e = i;
+            while (e < line.size() && e - i < 15 && line[e] >= '0' && line[e] <= '9') ++e;
+            if (e == i || (line[i] == '0' && e > i + 1)) return false;
+            row = std::stoll(line.substr(i, e - i));
+            i = e;
+        } else if (key == "normalized" && line.compare(i, 4, "true") == 0) {
+            i += 4;
+        } else {
+            return false;
+        }
+        if (i >= line.size()) return false;
+        if (line[i] == '}') break;
+        if (line[i] != ',') return false;
+        ++i;
+    }
+    if (i + 1 != line.size() || image.empty() || kind.empty() || row < 0 || row > (1LL << 40)) return false;
+    if (r.kind.empty()) r.kind = kind;
+    if (kind != r.kind) return false;
+    if (std::size_t(row) >= r.image_of_row.size()) r.image_of_row.resize(std::size_t(row) + 1);
+    if (!r.image_of_row[std::size_t(row)].empty()) return false;
+    r.image_of_row[std::size_t(row)] = std::move(image);
+    ++r.images;
+    return true;
+}
+
 inline part_records read_records(const std::string& path) {
     const parts::fd f = parts::open_file(path, O_RDONLY);
     const std::string text = parts::read_all(f.get(), path);
@@ -119,6 +166,7 @@ inline part_records read_records(const std::string& path) {
     while (std::getline(in, line)) {
         ++n;
         if (line.empty()) continue;
+        if (fast_record(line, r)) continue;
         try {
             const nlohmann::json j = nlohmann::json::parse(line);
             if (j.contains("error")) continue;  // an image that failed: no row

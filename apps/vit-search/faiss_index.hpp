@@ -169,61 +169,92 @@ inline build_report build_faiss(const std::string& dir, std::string spec, std::s
     return rep;
 }
 
+// DIR/search.faiss opened for queries, checked against the query's kind and width.
+class faiss_searcher {
+public:
+    faiss_searcher(const std::string& dir, const std::string& kind, std::size_t width, const std::string& query_from)
+        : path_(faiss_path(dir)) {
+        nlohmann::json meta;
+        try {
+            meta = nlohmann::json::parse(std::ifstream(path_ + ".json"));
+        } catch (const std::exception& e) {
+            throw vit::error(path_ + ".json: unreadable (" + e.what() + "); rebuild the index with --build-faiss");
+        }
+        const std::string ikind = meta.at("kind").get<std::string>();
+        const std::size_t dim = meta.at("dimension").get<std::size_t>();
+        if (ikind != kind)
+            throw vit::error(path_ + ": indexes " + ikind + " embeddings, and " + query_from + " gives " + kind +
+                             "; index the images with the same model as the query");
+        if (dim != width)
+            throw vit::error(path_ + ": indexes embeddings of " + std::to_string(dim) + " values, and " + query_from + " gives " +
+                             std::to_string(width) + "; index the images with the same model as the query");
+        if (meta.at("parts") != parts_fingerprint(dir))
+            throw vit::error(path_ + ": the parts changed since it was built; rebuild it with --build-faiss, or search with --exact");
+        index_.reset(faiss_call(path_, [&] {
+            try {
+                return faiss::read_index(path_.c_str(), faiss::IO_FLAG_MMAP);  // inverted lists mapped, not read
+            } catch (const faiss::FaissException&) {
+                return faiss::read_index(path_.c_str(), faiss::IO_FLAG_READ_ONLY);
+            }
+        }));
+        if (std::size_t(index_->d) != dim || std::size_t(index_->ntotal) != meta.at("count").get<std::size_t>())
+            throw vit::error(path_ + ": does not match " + path_ + ".json; rebuild it with --build-faiss");
+        std::ifstream ids(path_ + ".ids", std::ios::binary);
+        ids_.assign(std::istreambuf_iterator<char>(ids), std::istreambuf_iterator<char>());
+        line_start_.push_back(0);
+        for (std::size_t i = ids_.find('\n'); i != std::string::npos; i = ids_.find('\n', i + 1)) line_start_.push_back(i + 1);
+        if (line_start_.size() != std::size_t(index_->ntotal) + 1)
+            throw vit::error(path_ + ".ids: holds " + std::to_string(line_start_.size() - 1) + " ids for an index of " +
+                             std::to_string(index_->ntotal) + "; rebuild it with --build-faiss");
+        params_ = meta.at("params").get<std::string>();
+        st_ = stats{std::size_t(index_->ntotal), meta.at("parts").size(), "faiss " + meta.at("spec").get<std::string>()};
+    }
+
+    // faiss ParameterSpace settings for the next searches ("nprobe=16").
+    void set_params(const std::string& params) {
+        faiss_call("--faiss-params " + params, [&] { faiss::ParameterSpace().set_index_parameters(index_.get(), params.c_str()); });
+        params_ = params;
+    }
+
+    std::vector<hit> search(const std::vector<float>& query, std::size_t k) const {
+        std::vector<float> q = query;
+        faiss::fvec_renorm_L2(q.size(), 1, q.data());
+        const std::size_t kk = std::min<std::size_t>(k, std::size_t(index_->ntotal));
+        std::vector<float> dist(kk);
+        std::vector<faiss::Index::idx_t> label(kk);
+        faiss_call(path_, [&] { index_->search(1, q.data(), faiss::Index::idx_t(kk), dist.data(), label.data()); });
+        std::vector<hit> out;
+        for (std::size_t i = 0; i < kk; ++i) {
+            if (label[i] < 0) continue;  // fewer than k found (an IVF's probed lists held fewer)
+            const std::size_t id = std::size_t(label[i]);
+            out.push_back({nlohmann::json::parse(ids_.substr(line_start_[id], line_start_[id + 1] - line_start_[id])).get<std::string>(),
+                           double(dist[i])});
+        }
+        return out;
+    }
+
+    stats info() const {
+        stats s = st_;
+        if (!params_.empty()) s.method += " (" + params_ + ")";
+        return s;
+    }
+
+private:
+    std::string path_;
+    std::unique_ptr<faiss::Index> index_;
+    std::string ids_;
+    std::vector<std::size_t> line_start_;
+    std::string params_;
+    stats st_;
+};
+
 // Searches DIR/search.faiss: the k nearest by cosine, best first.
 inline std::vector<hit> faiss_search(const std::string& dir, const std::vector<float>& query, std::size_t k, const std::string& kind,
                                      const std::string& query_from, const std::string& params, stats& st) {
-    const std::string path = faiss_path(dir);
-    nlohmann::json meta;
-    try {
-        meta = nlohmann::json::parse(std::ifstream(path + ".json"));
-    } catch (const std::exception& e) {
-        throw vit::error(path + ".json: unreadable (" + e.what() + "); rebuild the index with --build-faiss");
-    }
-    const std::string ikind = meta.at("kind").get<std::string>();
-    const std::size_t dim = meta.at("dimension").get<std::size_t>();
-    if (ikind != kind)
-        throw vit::error(path + ": indexes " + ikind + " embeddings, and " + query_from + " gives " + kind +
-                         "; index the images with the same model as the query");
-    if (dim != query.size())
-        throw vit::error(path + ": indexes embeddings of " + std::to_string(dim) + " values, and " + query_from + " gives " +
-                         std::to_string(query.size()) + "; index the images with the same model as the query");
-    if (meta.at("parts") != parts_fingerprint(dir))
-        throw vit::error(path + ": the parts changed since it was built; rebuild it with --build-faiss, or search with --exact");
-    std::unique_ptr<faiss::Index> index(faiss_call(path, [&] {
-        try {
-            return faiss::read_index(path.c_str(), faiss::IO_FLAG_MMAP);  // inverted lists mapped, not read
-        } catch (const faiss::FaissException&) {
-            return faiss::read_index(path.c_str(), faiss::IO_FLAG_READ_ONLY);
-        }
-    }));
-    if (std::size_t(index->d) != dim || std::size_t(index->ntotal) != meta.at("count").get<std::size_t>())
-        throw vit::error(path + ": does not match " + path + ".json; rebuild it with --build-faiss");
-    if (!params.empty())
-        faiss_call("--faiss-params " + params, [&] { faiss::ParameterSpace().set_index_parameters(index.get(), params.c_str()); });
-    std::vector<float> q = query;
-    faiss::fvec_renorm_L2(q.size(), 1, q.data());
-    const std::size_t kk = std::min<std::size_t>(k, std::size_t(index->ntotal));
-    std::vector<float> dist(kk);
-    std::vector<faiss::Index::idx_t> label(kk);
-    faiss_call(path, [&] { index->search(1, q.data(), faiss::Index::idx_t(kk), dist.data(), label.data()); });
-    // The names of the hits: line `id` of the ids file.
-    std::ifstream ids(path + ".ids", std::ios::binary);
-    std::string text((std::istreambuf_iterator<char>(ids)), std::istreambuf_iterator<char>());
-    std::vector<std::size_t> line_start{0};
-    for (std::size_t i = text.find('\n'); i != std::string::npos; i = text.find('\n', i + 1)) line_start.push_back(i + 1);
-    std::vector<hit> out;
-    for (std::size_t i = 0; i < kk; ++i) {
-        if (label[i] < 0) continue;  // fewer than k found (IVF with few lists probed)
-        const std::size_t id = std::size_t(label[i]);
-        if (id + 1 >= line_start.size()) throw vit::error(path + ".ids: has no line for id " + std::to_string(id) + "; rebuild the index");
-        out.push_back({nlohmann::json::parse(text.substr(line_start[id], line_start[id + 1] - line_start[id])).get<std::string>(),
-                       double(dist[i])});
-    }
-    st = stats{std::size_t(index->ntotal), meta.at("parts").size(),
-               "faiss " + meta.at("spec").get<std::string>() +
-                   (params.empty() ? meta.at("params").get<std::string>().empty() ? "" : " (" + meta.at("params").get<std::string>() + ")"
-                                   : " (" + params + ")")};
-    return out;
+    faiss_searcher s(dir, kind, query.size(), query_from);
+    if (!params.empty()) s.set_params(params);
+    st = s.info();
+    return s.search(query, k);
 }
 
 }  // namespace search
