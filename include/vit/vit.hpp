@@ -14,4 +14,5 @@
 #include "error.hpp"
 #include "image.hpp"
 #include "model.hpp"
+#include "text.hpp"
 #include "version.hpp"

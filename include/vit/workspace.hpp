@@ -31,6 +31,8 @@ private:
     template <class>
     friend class basic_model;
     template <class>
+    friend class basic_text_model;
+    template <class>
     friend class detail::patch_embeddings;
     // All of a group's activations live in one block, on huge pages where
     // it is large enough (aligned_array): fewer TLB misses for the products'

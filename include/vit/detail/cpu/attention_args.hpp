@@ -18,12 +18,25 @@ namespace vit::detail {
 // queries: how many of each image's tokens, from the first, attend (their
 // rows of ctx and probs are written, the others' are left as they were):
 // tokens, or 1 when only the CLS token goes on (a classifying last layer).
+// valid, causal: the attention mask of a text tower (null, false: none).
+// Query q of image b sees key k iff k < valid[b] (right-padded inputs: the
+// keys past an attention_mask's ones) and, when causal, k <= q; masked keys
+// get probability 0 (transformers adds finfo.min, whose exp is 0).
 template <class T>
 struct attention_args {
     const T* qkv;
     T* probs;
     T* ctx;
     std::int64_t batch, heads, tokens, d, queries;
+    const std::int64_t* valid = nullptr;
+    bool causal = false;
+
+    // How many keys, from the first, query q of image b sees.
+    std::int64_t keys_seen(std::int64_t b, std::int64_t q) const {
+        std::int64_t n = valid ? valid[b] : tokens;
+        if (causal && q + 1 < n) n = q + 1;
+        return n;
+    }
 };
 
 }  // namespace vit::detail

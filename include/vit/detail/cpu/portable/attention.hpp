@@ -30,12 +30,14 @@ void attention_head_portable(const attention_args<T>& a, std::int64_t b, std::in
     p.noalias() = q * k.transpose();
     for (std::int64_t r = 0; r < nq; ++r) {
         T* pr = p.row(r).data();
+        const std::int64_t seen = a.keys_seen(b, r);  // n unless masked
         T mx = -std::numeric_limits<T>::infinity();
-        for (std::int64_t c = 0; c < n; ++c) mx = std::max(mx, pr[c] * scale);
+        for (std::int64_t c = 0; c < seen; ++c) mx = std::max(mx, pr[c] * scale);
         T sum = 0;
-        for (std::int64_t c = 0; c < n; ++c) sum += (pr[c] = std::exp(pr[c] * scale - mx));
+        for (std::int64_t c = 0; c < seen; ++c) sum += (pr[c] = std::exp(pr[c] * scale - mx));
         const T inv = T(1) / sum;
-        for (std::int64_t c = 0; c < n; ++c) pr[c] *= inv;
+        for (std::int64_t c = 0; c < seen; ++c) pr[c] *= inv;
+        std::fill(pr + seen, pr + n, T(0));
     }
     Eigen::Map<matrix, 0, stride> o(a.ctx + b * n * H + h * a.d, nq, a.d, stride(H));
     o.noalias() = p * v;

@@ -104,6 +104,15 @@ VIT_AVX512 inline void softmax_row(const float* s, std::int64_t n, float* probs)
                               _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, probs + 16 * full), inv));
 }
 
+// Query q's probabilities over the keys it sees (attention_args::keys_seen),
+// zero for the masked ones.
+VIT_AVX512 inline void masked_softmax_row(const attention_args<float>& a, std::int64_t b, std::int64_t q,
+                                          const float* s, float* probs) {
+    const std::int64_t seen = a.keys_seen(b, q);
+    softmax_row(s, seen, probs);
+    std::fill(probs + seen, probs + a.tokens, 0.f);
+}
+
 // kt[c][j] = k[j][c] * scale for c < d, j < np (zero for j >= n), by 16 x 16
 // blocks (a strided scalar copy is far slower; BENCHMARKS.md).
 VIT_AVX512 inline void transpose_scaled(const float* k, std::int64_t ld, std::int64_t n, std::int64_t d, float scale,
@@ -167,7 +176,7 @@ VIT_AVX512 inline void attention_head(const attention_args<float>& a, std::int64
         for (std::int64_t j0 = 0; j0 < np; j0 += 32)
             rows_times_32_any(rows, d, q + i0 * ld, ld, kt + j0, np, s + j0, np, 0xffff, 0xffff);
         float* p = probs ? probs + i0 * n : block_probs;
-        for (int i = 0; i < rows; ++i) softmax_row(s + i * np, n, p + i * n);
+        for (int i = 0; i < rows; ++i) masked_softmax_row(a, b, i0 + i, s + i * np, p + i * n);
         for (std::int64_t c0 = 0; c0 < d; c0 += 32)
             rows_times_32_any(rows, n, p, n, v + c0, ld, ctx + i0 * H + c0, H, lanes(d - c0),
                               lanes(d - c0 - 16));
@@ -314,7 +323,7 @@ VIT_AVX512_BF16 inline void attention_head_bf16(const attention_args<float>& a, 
             rows_times_32_bf16_any(rows, dw, qw, dw, kt + j0, np, s + j0, np, 0xffff, 0xffff);
         float* p = probs ? probs + i0 * n : block_probs;
         for (int i = 0; i < rows; ++i) {
-            softmax_row(s + i * np, n, p + i * n);
+            masked_softmax_row(a, b, i0 + i, s + i * np, p + i * n);
             pairs_of(p + i * n, n, 1.f, pw + i * nw);
         }
         for (std::int64_t c0 = 0; c0 < d; c0 += 32)

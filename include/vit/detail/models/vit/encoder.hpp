@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -77,16 +78,18 @@ struct encoder_layer {
     // Runs the layer on the group's images in place in b.x. cls_only: only
     // the CLS tokens attend (against every token's key and value) and go on,
     // gathered to the first B rows of x (a classifying last layer needs no
-    // more). Returns the rows of x that hold the output.
+    // more). valid, causal: a text tower's attention mask (attention_args).
+    // Returns the rows of x that hold the output.
     index_t run(const encoder_shape& s, const encoder_buffers<T>& b, bool cls_only, thread_pool& pool,
-                stage_clock& clock) const {
+                stage_clock& clock, const std::int64_t* valid = nullptr, bool causal = false) const {
         const index_t B = s.images, Tk = s.tokens, H = s.hidden, I = s.intermediate, rows = B * Tk;
         // x = x + o_proj(attention(layernorm_before(x)))
         ln_before.run(b.x, b.ln, rows, pool);
         clock.lap(&profile::layer_norm);
         qkv.run(b.ln, rows, H, b.qkv, 3 * H, pool);  // [rows, 3H]: q | k | v
         clock.lap(&profile::qkv);
-        attention<T>({b.qkv, b.probs, b.ctx, B, s.heads, Tk, s.head_dim, cls_only ? 1 : Tk}, s.attention, pool);
+        attention<T>({b.qkv, b.probs, b.ctx, B, s.heads, Tk, s.head_dim, cls_only ? 1 : Tk, valid, causal}, s.attention,
+                     pool);
         clock.lap(&profile::attention);
         index_t m = rows;
         const T* context = b.ctx;
