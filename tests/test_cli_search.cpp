@@ -236,6 +236,79 @@ TEST_CASE("vit-search errors name the problem", "[search][cli][hostile]") {
     }
 }
 
+// A shell word for any string.
+std::string shell_word(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+TEST_CASE("vit-search --text ranks images as transformers' embeddings do", "[search][cli][text]") {
+    // The ranking by the cosine of the fixture's text_embeds (transformers,
+    // float64) with its image_embeds; vit-search computes both itself.
+    for (const char* family : {"clip", "siglip"}) {
+        const std::string fixture = std::string(family) + "-text-tiny";
+        const std::string model = test::data(fixture + "/model");
+        const test::reference ref(test::data(fixture + "/reference.safetensors"));
+        const nlohmann::json info = nlohmann::json::parse(test::slurp(test::data(fixture + "/reference.json")));
+        const std::map<std::string, std::string> file = {{"coco_cats", "coco_cats.png"}, {"chelsea", "chelsea.png"},
+                                                         {"camera_gray", "camera_gray.png"}, {"coffee", "coffee.jpg"},
+                                                         {"tiny_7x5", "tiny_7x5.png"}};
+        std::map<std::string, std::vector<long double>> image_embeds;
+        for (std::size_t i = 0; i < info.at("images").size(); ++i) {
+            char name[32];
+            std::snprintf(name, sizeof name, "image.%03zu.image_embeds", i);
+            const auto v = ref.get(name).values;
+            image_embeds[images + "/" + file.at(info.at("images").at(i).get<std::string>())] = {v.begin(), v.end()};
+        }
+        const std::string dir = test::tmp_dir() + "/" + family;
+        fs::remove_all(dir);
+        REQUIRE(test::run("--features --model " + q(model) + " --output " + q(dir) + " " + q(images)).status == 0);
+        int checked = 0;
+        for (std::size_t p = 0; p < info.at("prompts").size(); ++p) {
+            const std::string prompt = info.at("prompts").at(p).get<std::string>();
+            if (prompt.empty()) continue;
+            char name[32];
+            std::snprintf(name, sizeof name, "text.%03zu.text_embeds", p);
+            const auto t = ref.get(name).values;
+            const auto want = rank(image_embeds, {t.begin(), t.end()});
+            bool near_tie = false;  // an order decided below the fixture's float32 rounding is not a test
+            for (std::size_t i = 0; i + 1 < want.size(); ++i) near_tie |= want[i].score - want[i + 1].score < 1e-4;
+            if (near_tie) continue;
+            INFO(family << " prompt " << p << ": " << prompt);
+            const auto r = search_json("--index " + q(dir) + " --model " + q(model) + " --text " + shell_word(prompt) + " --json");
+            REQUIRE(r.status == 0);
+            const auto got = test::json_lines(r.out);
+            REQUIRE(got.size() == want.size());
+            for (std::size_t i = 0; i < got.size(); ++i) {
+                CHECK(got[i].at("image").get<std::string>() == want[i].image);
+                CHECK(std::abs(got[i].at("score").get<double>() - double(want[i].score)) < 2e-5);
+            }
+            ++checked;
+        }
+        INFO(family);
+        CHECK(checked >= 30);
+    }
+}
+
+TEST_CASE("vit-search --text errors", "[search][cli][text][hostile]") {
+    const std::string dir = test::tmp_dir() + "/index";
+    fs::remove_all(dir);
+    const std::string vit_tiny = test::data("vit-tiny-random/model");
+    REQUIRE(test::run("--features --model " + q(vit_tiny) + " --output " + q(dir) + " " + q(images)).status == 0);
+    const auto r = search("--index " + q(dir) + " --model " + q(vit_tiny) + " --text 'a cat'");
+    CHECK(r.status == 3);
+    CHECK(r.out.find(vit_tiny + ": no text tower: config.json's model_type is 'vit'") != std::string::npos);
+    // SigLIP's text embedding against an index of CLIP image_embeds.
+    const std::string clip_dir = test::tmp_dir() + "/clip";
+    fs::remove_all(clip_dir);
+    REQUIRE(test::run("--features --model " + q(test::data("clip-text-tiny/model")) + " --output " + q(clip_dir) + " " + q(images)).status == 0);
+    const auto s = search("--index " + q(clip_dir) + " --model " + q(test::data("siglip-text-tiny/model")) + " --text 'a cat'");
+    CHECK(s.status == 3);
+    CHECK(s.out.find("holds image_embeds embeddings, and " + test::data("siglip-text-tiny/model") + " on the text gives pooler_output") !=
+          std::string::npos);
+}
+
 #ifdef VIT_SEARCH_FAISS
 TEST_CASE("vit-search builds and queries a FAISS index", "[search][cli][faiss]") {
     std::string kind;

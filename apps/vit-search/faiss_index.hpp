@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -51,15 +52,20 @@ inline nlohmann::json parts_fingerprint(const std::string& dir) {
 }
 
 // The spec when none is given: exact (Flat) for small collections, else an
-// inverted file with about 4 sqrt(n) lists (BENCHMARKS.md, "Search").
+// inverted file of the power of two at or above sqrt(n) lists, an eighth of
+// them probed (BENCHMARKS.md, "Search").
 inline std::string default_faiss_spec(std::size_t n) {
     if (n < 50000) return "Flat";
     std::size_t nlist = 1;
-    while (nlist * nlist < 16 * n) nlist *= 2;  // the power of two at or above 4 sqrt(n)
+    while (nlist * nlist < n) nlist *= 2;
     return "IVF" + std::to_string(nlist) + ",Flat";
 }
-inline const char* default_faiss_params(const std::string& spec) {
-    return spec.rfind("IVF", 0) == 0 ? "nprobe=64" : spec.rfind("HNSW", 0) == 0 ? "efSearch=128" : "";
+inline std::string default_faiss_params(const std::string& spec) {
+    if (spec.rfind("IVF", 0) == 0) {
+        const std::size_t lists = std::strtoul(spec.c_str() + 3, nullptr, 10);
+        return "nprobe=" + std::to_string(std::max<std::size_t>(1, lists / 8));
+    }
+    return spec.rfind("HNSW", 0) == 0 ? "efSearch=128" : "";
 }
 
 template <class F>

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -49,7 +50,7 @@ FAISS (when this program was built with libfaiss):
   --faiss SPEC       with --build-faiss: a faiss index_factory string, such as
                      IVF4096,Flat or HNSW32,Flat (default: Flat below 50,000
                      images, else IVFn,Flat with n the power of two at or above
-                     4 sqrt(images))
+                     sqrt(images), and nprobe=n/8)
   --faiss-params P   faiss search parameters, such as nprobe=64 or efSearch=128:
                      stored in the index with --build-faiss, or for one query
 
@@ -170,8 +171,17 @@ query image_query(const options& o, const std::string& dir) {
 }
 
 query text_query(const options& o, const std::string& dir) {
-    (void)o;
-    throw vit::error(dir + ": --text needs the text towers, which this build does not have yet");
+    vit::load_options lo;
+    lo.threads = o.threads;
+    const vit::text_model model = vit::load_text_model(dir, lo);  // a vision-only checkpoint: "no text tower"
+    const vit::matrix<float> e = model.embed({o.text});
+    // The image embedding the text embedding is compared with: CLIP projects
+    // both towers into one space (image_embeds); SigLIP's text head output
+    // meets the vision tower's pooler_output.
+    const nlohmann::json cfg = nlohmann::json::parse(std::ifstream(dir + "/config.json"));
+    const std::string type = cfg.value("model_type", "");
+    const std::string kind = type.rfind("siglip", 0) == 0 ? "pooler_output" : "image_embeds";
+    return {std::vector<float>(e.row(0).data(), e.row(0).data() + e.cols()), kind, dir + " on the text"};
 }
 
 void print(const options& o, const std::vector<search::hit>& hits) {
