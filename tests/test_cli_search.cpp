@@ -105,8 +105,9 @@ std::map<std::string, std::vector<long double>> synthetic(const std::string& dir
     std::normal_distribution<float> g;
     std::map<std::string, std::vector<long double>> all;
     for (int p = 0; p < nparts; ++p) {
-        char stem[64];
-        std::snprintf(stem, sizeof stem, "%s/part-%05d-of-%05d", dir.c_str(), p, nparts);
+        char part[64];
+        std::snprintf(part, sizeof part, "/part-%05d-of-%05d", p, nparts);
+        const std::string stem = dir + part;
         std::vector<float> data;
         std::vector<std::string> lines;
         for (int r = 0; r <= rows_per_part; ++r) {  // one more: the uncommitted row
@@ -122,9 +123,9 @@ std::map<std::string, std::vector<long double>> synthetic(const std::string& dir
         }
         lines.push_back(nlohmann::json{{"image", "broken.jpg"}, {"error", "broken.jpg: not an image"}}.dump());
         std::shuffle(lines.begin(), lines.end(), rng);
-        std::ofstream js(std::string(stem) + ".jsonl");
+        std::ofstream js(stem + ".jsonl");
         for (const auto& l : lines) js << l << "\n";
-        write_npy(std::string(stem) + ".npy", data, std::size_t(rows_per_part) + 1, width);
+        write_npy(stem + ".npy", data, std::size_t(rows_per_part) + 1, width);
     }
     return all;
 }
@@ -256,7 +257,7 @@ TEST_CASE("vit-search --text ranks images as transformers' embeddings do", "[sea
                                                          {"tiny_7x5", "tiny_7x5.png"}};
         std::map<std::string, std::vector<long double>> image_embeds;
         for (std::size_t i = 0; i < info.at("images").size(); ++i) {
-            char name[32];
+            char name[64];
             std::snprintf(name, sizeof name, "image.%03zu.image_embeds", i);
             const auto v = ref.get(name).values;
             image_embeds[images + "/" + file.at(info.at("images").at(i).get<std::string>())] = {v.begin(), v.end()};
@@ -268,7 +269,7 @@ TEST_CASE("vit-search --text ranks images as transformers' embeddings do", "[sea
         for (std::size_t p = 0; p < info.at("prompts").size(); ++p) {
             const std::string prompt = info.at("prompts").at(p).get<std::string>();
             if (prompt.empty()) continue;
-            char name[32];
+            char name[64];
             std::snprintf(name, sizeof name, "text.%03zu.text_embeds", p);
             const auto t = ref.get(name).values;
             const auto want = rank(image_embeds, {t.begin(), t.end()});
