@@ -30,8 +30,10 @@ public:
     }
     ~aligned_array() { std::free(p_); }
 
-    // Zero-filled: padding lanes of packed weights must be zero.
-    void reset(std::size_t n) {
+    // Zero-filled (padding lanes of packed weights must be zero), unless the
+    // caller writes every element itself (zero = false): then no page is
+    // touched here, and each is first faulted in by the thread that fills it.
+    void reset(std::size_t n, bool zero = true) {
         std::free(p_);
         p_ = nullptr;
         n_ = 0;
@@ -46,7 +48,7 @@ public:
 #ifdef MADV_HUGEPAGE
         if (align == huge) ::madvise(static_cast<void*>(p_), bytes, MADV_HUGEPAGE);
 #endif
-        std::memset(static_cast<void*>(p_), 0, bytes);
+        if (zero) std::memset(static_cast<void*>(p_), 0, bytes);
         n_ = n;
     }
     T* data() { return p_; }

@@ -40,8 +40,40 @@ public:
         : n_(n), k_(k), config_(&gemm_for<T>(k > 0 ? want : gemm_kernel::portable)) {
         std::vector<const T*> rows(static_cast<std::size_t>(n));  // row(j) once, not per element
         for (std::int64_t j = 0; j < n; ++j) rows[std::size_t(j)] = row(j);
-        packed_.reset(static_cast<std::size_t>(config_->packed_size(n, k)));
+        packed_.reset(static_cast<std::size_t>(config_->packed_size(n, k)), !config_->pack_panels);
         config_->pack(rows.data(), n, k, packed_.data());
+    }
+
+    // Room for a layer packed later by pack() or run_packing() (whichever
+    // comes first, once), on the automatic kernel, which must have both
+    // (can_pack_later()).
+    static bool can_pack_later() {
+        const gemm_config<T>& g = gemm_for<T>(gemm_kernel::automatic);
+        return g.pack_panels && g.run_panels_packing;
+    }
+    static packed_linear unpacked(std::int64_t n, std::int64_t k) {
+        packed_linear p;
+        p.n_ = n;
+        p.k_ = k;
+        p.config_ = &gemm_for<T>(gemm_kernel::automatic);
+        p.packed_.reset(static_cast<std::size_t>(p.config_->packed_size(n, k)), false);
+        return p;
+    }
+    // Packs rows (rows[j]: output j's k weights) on the pool's threads.
+    void pack(const T* const* rows, thread_pool& pool) {
+        const gemm_config<T>& g = *config_;
+        pool.parallel_for(pool.size(), [&](std::int64_t t) {
+            const std::int64_t panels = (n_ + g.nr - 1) / g.nr;
+            g.pack_panels(rows, n_, k_, packed_.data(), panels * t / pool.size(), panels * (t + 1) / pool.size());
+        });
+    }
+    // run(), packing from rows the weights each thread is about to use.
+    void run_packing(const T* const* rows, const T* a, std::int64_t m, std::int64_t lda, T* c, std::int64_t ldc,
+                     const epilogue<T>& ep, thread_pool& pool) {
+        const gemm_config<T>& g = *config_;
+        pool.balanced_ranges((n_ + g.nr - 1) / g.nr, [&](std::int64_t p0, std::int64_t p1) {
+            g.run_panels_packing(rows, a, m, lda, packed_.data(), n_, k_, c, ldc, ep, p0, p1);
+        });
     }
 
     std::int64_t n() const { return n_; }

@@ -115,6 +115,41 @@ inline void pack_weights(std::int64_t n, std::int64_t k, typename P::w_t* out, G
     }
 }
 
+// Packs panels [p0, p1) of the float32 k-block at k0 from rows (rows[j]: output
+// j's k weights) by 16 x 16 register transposes, zeros past column n: every
+// element of those blocks is written, so `out` needs no zeroing first. As
+// pack_weights<f32_policy> lays them out, many times faster.
+template <class P>
+VIT_AVX512 void pack_f32_block(const float* const* rows, std::int64_t n, std::int64_t k, float* out, std::int64_t k0,
+                               std::int64_t p0, std::int64_t p1) {
+    static_assert(P::kstep == 1 && sizeof(typename P::w_t) == sizeof(float), "float32 weights only");
+    const std::int64_t panels = (n + 31) / 32;
+    const int kcb = static_cast<int>(std::min<std::int64_t>(P::kc, k - k0));
+    for (std::int64_t p = p0; p < p1; ++p) {
+        float* dst = out + block_offset<P>(panels, k, k0, p);
+        for (int h = 0; h < 2; ++h) {
+            const std::int64_t j0 = p * 32 + h * 16;
+            const std::int64_t cols = std::max<std::int64_t>(0, std::min<std::int64_t>(16, n - j0));
+            for (int kk = 0; kk < kcb; kk += 16) {
+                const int len = std::min(16, kcb - kk);
+                const __mmask16 mk = lanes(len);
+                __m512 r[16];
+                for (int i = 0; i < 16; ++i)
+                    r[i] = i < cols ? _mm512_maskz_loadu_ps(mk, rows[j0 + i] + k0 + kk) : _mm512_setzero_ps();
+                transpose16(r);
+                for (int t = 0; t < len; ++t) _mm512_store_ps(dst + (kk + t) * 32 + h * 16, r[t]);
+            }
+        }
+    }
+}
+
+// Panels [p0, p1), every k-block.
+template <class P>
+VIT_AVX512 void pack_f32_panels(const float* const* rows, std::int64_t n, std::int64_t k, float* out, std::int64_t p0,
+                                std::int64_t p1) {
+    for (std::int64_t k0 = 0; k0 < k; k0 += P::kc) pack_f32_block<P>(rows, n, k, out, k0, p0, p1);
+}
+
 // Computes output columns [32 * p_begin, min(n, 32 * p_end)) for all m rows.
 // Each thread takes its own column range, so it streams only its share of
 // the weights; row tiles are sized evenly (145 rows -> 11 tiles of 13-14)
@@ -122,7 +157,7 @@ inline void pack_weights(std::int64_t n, std::int64_t k, typename P::w_t* out, G
 template <class P>
 VIT_AVX512 void run_panels(const float* a, std::int64_t m, std::int64_t lda, const typename P::w_t* wp,
                            std::int64_t n, std::int64_t k, float* c, std::int64_t ldc, const epilogue<float>& ep,
-                           std::int64_t p_begin, std::int64_t p_end) {
+                           std::int64_t p_begin, std::int64_t p_end, const float* const* pack_rows = nullptr) {
     using a_t = typename P::a_t;
     if (p_begin >= p_end) return;
     const std::int64_t col0 = p_begin * 32, col1 = std::min(n, p_end * 32), ncols = col1 - col0;
@@ -155,6 +190,13 @@ VIT_AVX512 void run_panels(const float* a, std::int64_t m, std::int64_t lda, con
                 const int kc = static_cast<int>(std::min<std::int64_t>(P::kc, k - k0));
                 const bool first = kb == 0, last = kb + 1 == kblocks;
                 const a_t* apk = ap + kb * rows * P::kc;
+                // A layer's first call packs the blocks it is about to use
+                // from pack_rows into wp (its own, not yet read by anyone),
+                // so they are computed on while still in cache.
+                if constexpr (P::kstep == 1 && sizeof(typename P::w_t) == sizeof(float)) {
+                    if (pack_rows && mb == 0)
+                        pack_f32_block<P>(pack_rows, n, k, const_cast<float*>(wp), k0, q0, q1);
+                }
                 for (std::int64_t p = q0; p < q1; ++p) {
                     const std::int64_t j0 = p * 32;
                     const int width = static_cast<int>(std::min<std::int64_t>(32, n - j0));
