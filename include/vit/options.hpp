@@ -11,13 +11,16 @@ struct profile;
 
 struct load_options {
     precision compute = precision::f32;  // the encoder's Linear layers; an int8 checkpoint is int8 anyway
-    int threads = 0;                      // for packing the weights; 0: every core
+    int threads = 0;                      // for the model's own calls and wait_packed(); 0: every core
     // float32 on an AVX-512 CPU, from a file holding float32: return as soon
-    // as the weights are mapped and checked, and build the faster packed
-    // layout on `threads` background threads. Until a layer is packed it runs
-    // from the mapped file, with the same results bit for bit (at about 0.9x
-    // the speed). basic_model::wait_packed() waits for the end. Off: pack
-    // everything before load returns.
+    // as the weights are mapped and checked, and pack each layer for the
+    // faster kernel on its first call, on that call's threads, as it computes
+    // (the first call costs about one steady call more, BENCHMARKS.md). A
+    // call that reaches a layer while another packs it runs it from the
+    // mapped file, with the same results bit for bit. basic_model::
+    // wait_packed() packs the rest now. Off: pack everything before load
+    // returns. (The name is older than the schedule: packing no longer runs
+    // on threads of its own, competing with the calls for the cores.)
     bool background_packing = true;
 };
 

@@ -92,13 +92,10 @@ struct linear {
         }
     }
 
-    // The path a call takes while another call packs the layer (straight
-    // from the file), whatever the state; for tests.
-    void run_unpacked(const T* x, index_t m, index_t ldx, T* y, index_t ldy, thread_pool& pool,
-                      activation act = activation::none) const {
-        epilogue<T> ep;
-        ep.bias = bias.data();
-        ep.act = act;
+    // y = epilogue(x W^T) on the path a call takes while another call packs
+    // the layer (straight from the file), whatever the state; for tests.
+    void run_unpacked(const T* x, index_t m, index_t ldx, T* y, index_t ldy, const epilogue<T>& ep,
+                      thread_pool& pool) const {
         if constexpr (std::is_same<T, float>::value) {
             if (deferred_) return compute_direct(x, m, ldx, y, ldy, ep, pool);
         }
