@@ -158,12 +158,12 @@ TEST_CASE("direct linear layer handles k = 0 and empty outputs", "[direct]") {
     avx512::direct_run(nullptr, 0, 0, nullptr, n, 0, 0, nullptr, n, {}, pool);
     avx512::direct_run(nullptr, m, 0, nullptr, 0, 0, 0, nullptr, 0, {}, pool);
 }
-// The float32 pack a layer's first call makes (panel by panel, fused with
-// the product) and the threads' shared pack: the same layout as the reference
-// pack_weights, every element written (the memory is not zeroed first), and
-// the fused product equals the packed one bit for bit. Shapes with a partial
-// panel, several k-blocks with a partial one, several row blocks, one column.
-TEST_CASE("packing on first use equals packing at load, bit for bit", "[direct]") {
+// The float32 pack of a deferred layer (panel ranges, shared by the threads):
+// the same layout as the reference pack_weights, every element written (the
+// memory is not zeroed first), and its product equals the one packed at load
+// bit for bit. Shapes with a partial panel, several k-blocks with a partial
+// one, several row blocks, one column.
+TEST_CASE("packing after load equals packing at load, bit for bit", "[direct]") {
     if (!packed_linear<float>::can_pack_later()) {
         WARN("no AVX-512 on this CPU: layers are packed at load");
         return;
@@ -193,27 +193,21 @@ TEST_CASE("packing on first use equals packing at load, bit for bit", "[direct]"
         epilogue<float> ep;
         ep.bias = bias.data();
         ep.act = activation::gelu_erf;
-        std::vector<float> expected(std::size_t(m * n)), got(expected.size(), -3.f), again(expected.size(), -5.f);
+        std::vector<float> expected(std::size_t(m * n)), again(expected.size(), -5.f);
         at_load.run(x.data(), m, k, expected.data(), n, ep, pool);
-        packed_linear<float> later = packed_linear<float>::unpacked(n, k);
-        later.run_packing(rows.data(), x.data(), m, k, got.data(), n, ep, pool);
-        CHECK(std::memcmp(got.data(), expected.data(), sizeof(float) * got.size()) == 0);
-        later.run(x.data(), m, k, again.data(), n, ep, pool);  // on what the first call packed
-        CHECK(std::memcmp(again.data(), expected.data(), sizeof(float) * got.size()) == 0);
         packed_linear<float> shared = packed_linear<float>::unpacked(n, k);
         shared.pack(rows.data(), pool);
-        std::fill(again.begin(), again.end(), -5.f);
         shared.run(x.data(), m, k, again.data(), n, ep, pool);
-        CHECK(std::memcmp(again.data(), expected.data(), sizeof(float) * got.size()) == 0);
+        CHECK(std::memcmp(again.data(), expected.data(), sizeof(float) * again.size()) == 0);
     }
 }
 #endif  // VIT_X86
 
 // A stacked layer left unpacked (no call has packed it yet) runs from the
-// mapped file part by part while another call packs it, and its first call
-// packs it as it computes; both must equal the packed layer bit for bit, with
-// the file's biases and without (qkv_bias = false: zeros), with a layer scale
-// and without. Unlike the model-level tests, this one cannot miss a path.
+// mapped file part by part; before and after it is packed it must equal the
+// layer packed at load bit for bit, with the file's biases and without
+// (qkv_bias = false: zeros), with a layer scale and without. Unlike the
+// model-level tests, this one cannot miss a path.
 TEST_CASE("a deferred stacked layer equals the packed one, with and without bias", "[direct]") {
     if (!linear<float>::can_defer()) {
         WARN("no AVX-512 on this CPU: layers are never deferred here");
@@ -259,13 +253,16 @@ TEST_CASE("a deferred stacked layer equals the packed one, with and without bias
             else packed.run(x.data(), m, H, expected.data(), 3 * H, pool);
             deferred.run_unpacked(x.data(), m, H, direct.data(), 3 * H, ep_for(direct), pool);
             CHECK(std::memcmp(direct.data(), expected.data(), sizeof(float) * expected.size()) == 0);
-            REQUIRE_FALSE(deferred.is_packed());
-            // The first call packs the layer, the next runs the packed copy.
+            // Unpacked, then packed by a call's try_pack.
             for (std::vector<float>* y : {&first, &second}) {
                 if (add) deferred.add_to(x.data(), m, H, y->data(), 3 * H, pool, scale.data());
                 else deferred.run(x.data(), m, H, y->data(), 3 * H, pool);
-                CHECK(deferred.is_packed());
                 CHECK(std::memcmp(y->data(), expected.data(), sizeof(float) * expected.size()) == 0);
+                CHECK(deferred.is_packed() == (y == &second));
+                if (y == &first) {
+                    CHECK(deferred.try_pack(pool));
+                    CHECK_FALSE(deferred.try_pack(pool));  // once
+                }
             }
         }
         // Packed by pack_now (wait_packed's path) instead of a call.

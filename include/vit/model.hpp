@@ -75,8 +75,8 @@ public:
     // Whether every layer runs on its packed weights (see
     // load_options::background_packing). wait_packed() packs the layers no
     // call has packed yet, on load_options::threads threads, and returns when
-    // every layer is packed: the first calls after it run at full speed from
-    // the start. Thread-safe, also while calls run.
+    // every layer is packed, so that the calls after it all run at full
+    // speed. Thread-safe, also while calls run.
     bool packed() const {
         for (const auto& l : layers_)
             for (int i = 0; i < detail::encoder_layer<T>::products; ++i)
@@ -155,6 +155,7 @@ public:
         }
         workspace<T>& w = *ws;
         check_input(px);
+        pack_some(w.pool_);
         using detail::index_t;
         const index_t B = px.batch, H = config_.hidden_size, heads = config_.num_attention_heads;
         const index_t Tk =
@@ -195,6 +196,25 @@ public:
 
 private:
     static constexpr detail::index_t group_rows = 160;
+    // The calls after a load with background_packing pack the weights this
+    // many at a time (at least one product each).
+    static constexpr detail::index_t pack_calls = 24;
+
+    // Packs the next unpacked products in forward order, about 1/pack_calls
+    // of the weights, on the call's own threads before it runs: packing 1.2 GB
+    // costs about one forward (page faults on the fresh memory, mostly), and
+    // spread so it adds ~5% to each of the first calls, whose unpacked layers
+    // run from the file at ~0.93x (BENCHMARKS.md). A product another call is
+    // packing is skipped, never waited for.
+    void pack_some(detail::thread_pool& pool) const {
+        if (pack_budget_ <= 0) return;
+        detail::index_t left = pack_budget_;
+        for (const auto& l : layers_)
+            for (int i = 0; i < detail::encoder_layer<T>::products && left > 0; ++i) {
+                const detail::index_t n = l.product(i)->unpacked_weights();
+                if (n > 0 && l.product(i)->try_pack(pool)) left -= n;
+            }
+    }
 
     // Images b0 .. b0 + B - 1 of px through the whole model, into their rows
     // of out (sized by forward).
@@ -280,7 +300,13 @@ private:
         // Deferred layers are read in place until their first call packs them:
         // their page tables are filled now in one call per file, not by a
         // fault per 4 KiB in the first forward.
-        if (defer) store_->populate();
+        if (defer) {
+            store_->populate();
+            for (const auto& l : layers_)
+                for (int i = 0; i < detail::encoder_layer<T>::products; ++i)
+                    pack_budget_ += l.product(i)->unpacked_weights();
+            pack_budget_ = std::max<index_t>(1, pack_budget_ / pack_calls);
+        }
         head_->load(w, c, act_);
     }
 
@@ -300,6 +326,7 @@ private:
 
     std::shared_ptr<const detail::tensor_store> store_;  // the mapped file, for unpacked layers
     int threads_ = 1;                                    // load_options::threads, resolved
+    detail::index_t pack_budget_ = 0;                    // weights a call packs (pack_some); 0: none deferred
     vit::config config_;
     preprocess_config preprocess_;
     detail::patch_embeddings<T> embeddings_;

@@ -77,16 +77,10 @@ struct gemm_config {
     void (*pack)(const T* const* rows, std::int64_t n, std::int64_t k, T* out) = nullptr;  // rows[j]: output j's k weights
     void (*run_panels)(const T* a, std::int64_t m, std::int64_t lda, const T* wp, std::int64_t n, std::int64_t k, T* c,
                        std::int64_t ldc, const epilogue<T>& ep, std::int64_t p_begin, std::int64_t p_end) = nullptr;
-    // Null on the kernels without them. pack_panels: panels [p_begin, p_end)
-    // only, every element written (no zeroing first), so threads can share a
-    // pack. run_panels_packing: run_panels that first packs each weight block
-    // it uses from rows into wp (a layer's first call: the weights are read
-    // once, from the file, and computed on in cache).
+    // Panels [p_begin, p_end) only, every element written (no zeroing
+    // first), so threads can share a pack; null on the kernels without it.
     void (*pack_panels)(const T* const* rows, std::int64_t n, std::int64_t k, T* out, std::int64_t p_begin,
                         std::int64_t p_end) = nullptr;
-    void (*run_panels_packing)(const T* const* rows, const T* a, std::int64_t m, std::int64_t lda, T* wp,
-                               std::int64_t n, std::int64_t k, T* c, std::int64_t ldc, const epilogue<T>& ep,
-                               std::int64_t p_begin, std::int64_t p_end) = nullptr;
 };
 
 // The bf16 product on one kernel (packed weights are the kernel's own
@@ -195,15 +189,8 @@ inline kernel_table make_kernel_table() {
         g.pack = [](const float* const* rows, std::int64_t n, std::int64_t k, float* out) {
             avx512::pack_panels<avx512::f32_policy>(rows, n, k, out, 0, (n + 31) / 32);
         };
-        g.run_panels = [](const float* a, std::int64_t m, std::int64_t lda, const float* wp, std::int64_t n,
-                          std::int64_t k, float* c, std::int64_t ldc, const epilogue<float>& ep, std::int64_t p0,
-                          std::int64_t p1) { avx512::run_panels<avx512::f32_policy>(a, m, lda, wp, n, k, c, ldc, ep, p0, p1); };
+        g.run_panels = &avx512::run_panels<avx512::f32_policy>;
         g.pack_panels = &avx512::pack_panels<avx512::f32_policy>;
-        g.run_panels_packing = [](const float* const* rows, const float* a, std::int64_t m, std::int64_t lda, float* wp,
-                                  std::int64_t n, std::int64_t k, float* c, std::int64_t ldc, const epilogue<float>& ep,
-                                  std::int64_t p0, std::int64_t p1) {
-            avx512::run_panels<avx512::f32_policy>(a, m, lda, wp, n, k, c, ldc, ep, p0, p1, rows);
-        };
         t.direct_f32 = &avx512::direct_run;
         t.attention_f32[1] = &avx512::attention_head;
         t.layer_norm_f32 = &avx512::layer_norm_row;

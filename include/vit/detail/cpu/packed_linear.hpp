@@ -44,19 +44,16 @@ public:
         config_->pack(rows.data(), n, k, packed_.data());
     }
 
-    // Room for a layer packed later by pack() or run_packing() (whichever
-    // comes first, once), on the automatic kernel, which must have both
-    // (can_pack_later()).
-    static bool can_pack_later() {
-        const gemm_config<T>& g = gemm_for<T>(gemm_kernel::automatic);
-        return g.pack_panels && g.run_panels_packing;
-    }
+    // Room for a layer packed later by pack(), on the automatic kernel,
+    // which must pack by panel ranges (can_pack_later()). On 4 KiB pages:
+    // faulted in as it is filled (BENCHMARKS.md: 2 MiB pages cost more there).
+    static bool can_pack_later() { return gemm_for<T>(gemm_kernel::automatic).pack_panels != nullptr; }
     static packed_linear unpacked(std::int64_t n, std::int64_t k) {
         packed_linear p;
         p.n_ = n;
         p.k_ = k;
         p.config_ = &gemm_for<T>(gemm_kernel::automatic);
-        p.packed_.reset(static_cast<std::size_t>(p.config_->packed_size(n, k)), false);
+        p.packed_.reset(static_cast<std::size_t>(p.config_->packed_size(n, k)), false, false);
         return p;
     }
     // Packs rows (rows[j]: output j's k weights) on the pool's threads.
@@ -67,15 +64,6 @@ public:
             g.pack_panels(rows, n_, k_, packed_.data(), panels * t / pool.size(), panels * (t + 1) / pool.size());
         });
     }
-    // run(), packing from rows the weights each thread is about to use.
-    void run_packing(const T* const* rows, const T* a, std::int64_t m, std::int64_t lda, T* c, std::int64_t ldc,
-                     const epilogue<T>& ep, thread_pool& pool) {
-        const gemm_config<T>& g = *config_;
-        pool.balanced_ranges((n_ + g.nr - 1) / g.nr, [&](std::int64_t p0, std::int64_t p1) {
-            g.run_panels_packing(rows, a, m, lda, packed_.data(), n_, k_, c, ldc, ep, p0, p1);
-        });
-    }
-
     std::int64_t n() const { return n_; }
     std::int64_t k() const { return k_; }
     gemm_kernel kernel() const { return config_ ? config_->kernel : gemm_kernel::portable; }

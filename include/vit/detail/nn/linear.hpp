@@ -34,15 +34,13 @@ struct linear {
     product_for<T> product;
     std::vector<T> bias;
 
-    // Packing on first use (float32 weights held as float32 in a mapped file,
-    // on a CPU with the direct kernel): the layer keeps pointers into the file
-    // and the first call that reaches it packs it on that call's own threads,
-    // each packing the weight blocks it is about to compute with
-    // (packed_linear::run_packing), so the file is read once and the packed
-    // copy is computed on while in cache. A call that comes while another is
-    // packing runs straight from the file with the direct kernel, which gives
-    // the packed kernel's results bit for bit (gemm_direct.hpp): outputs do
-    // not depend on how far packing has got.
+    // Packing spread over the first calls (float32 weights held as float32
+    // in a mapped file, on a CPU with the direct kernel): the layer keeps
+    // pointers into the file and runs from them with the direct kernel, which
+    // gives the packed kernel's results bit for bit (gemm_direct.hpp), until
+    // a call packs it (try_pack, on that call's threads, before it runs) or
+    // wait_packed() does (pack_now): outputs do not depend on how far packing
+    // has got.
     struct file_weights {
         std::vector<const float*> parts;  // each [part_out, in], rows contiguous
         index_t part_out = 0, in = 0;
@@ -55,7 +53,7 @@ struct linear {
     linear() = default;
     linear(product_for<T> p, std::vector<T> b) : product(std::move(p)), bias(std::move(b)) {}
 
-    // A layer run from the file's weights until its first call (or pack_now()).
+    // A layer run from the file's weights until try_pack() or pack_now().
     void set_deferred(std::vector<T> b, file_weights f) {
         bias = std::move(b);
         deferred_ = std::make_unique<deferred>();
@@ -68,32 +66,44 @@ struct linear {
     // Whether the layer runs on packed weights (or failed to pack and never will).
     bool is_packed() const { return !deferred_ || deferred_->state.load(std::memory_order_acquire) >= packed_state; }
 
-    // Packs a deferred layer now on the pool's threads, unless a call has; if
-    // a call is packing it, waits for that. Thread-safe.
-    void pack_now(thread_pool& pool) const {
+    // The weights a deferred layer still has to pack (0 once packed or claimed).
+    index_t unpacked_weights() const {
+        return deferred_ && deferred_->state.load(std::memory_order_acquire) == unpacked_state
+                   ? index_t(deferred_->rows.size()) * deferred_->file.in
+                   : 0;
+    }
+
+    // Packs a deferred layer on the pool's threads unless someone else has
+    // or is packing it; true if this call packed it. Thread-safe.
+    bool try_pack(thread_pool& pool) const {
         if constexpr (std::is_same<T, float>::value) {
-            if (!deferred_) return;
+            if (!deferred_) return false;
             deferred& d = *deferred_;
             int s = unpacked_state;
-            if (d.state.compare_exchange_strong(s, packing_state, std::memory_order_acq_rel)) {
-                try {
-                    d.product = packed_linear<float>::unpacked(index_t(d.rows.size()), d.file.in);
-                    d.product.pack(d.rows.data(), pool);
-                } catch (...) {
-                    d.state.store(failed_state, std::memory_order_release);  // stays on the file: slower, same results
-                    return;
-                }
-                publish(d);
-                return;
+            if (!d.state.compare_exchange_strong(s, packing_state, std::memory_order_acq_rel)) return false;
+            try {
+                d.product = packed_linear<float>::unpacked(index_t(d.rows.size()), d.file.in);
+                d.product.pack(d.rows.data(), pool);
+            } catch (...) {
+                d.state.store(failed_state, std::memory_order_release);  // stays on the file: slower, same results
+                return false;
             }
-            while (d.state.load(std::memory_order_acquire) == packing_state) std::this_thread::yield();
+            d.state.store(packed_state, std::memory_order_release);
+            if (d.file.release) d.file.release();
+            return true;
         } else {
             (void)pool;
+            return false;
         }
     }
 
-    // y = epilogue(x W^T) on the path a call takes while another call packs
-    // the layer (straight from the file), whatever the state; for tests.
+    // Packs it now (try_pack), or waits while another thread packs it.
+    void pack_now(thread_pool& pool) const {
+        if (!deferred_ || try_pack(pool)) return;
+        while (deferred_->state.load(std::memory_order_acquire) == packing_state) std::this_thread::yield();
+    }
+
+    // y = epilogue(x W^T) straight from the file, whatever the state; for tests.
     void run_unpacked(const T* x, index_t m, index_t ldx, T* y, index_t ldy, const epilogue<T>& ep,
                       thread_pool& pool) const {
         if constexpr (std::is_same<T, float>::value) {
@@ -129,39 +139,16 @@ private:
         file_weights file;
         std::vector<const float*> rows;  // output j's weights in the file
         std::atomic<int> state{unpacked_state};
-        packed_linear<float> product;  // written by the one call that packs, read after packed_state
+        packed_linear<float> product;  // written by the one thread that packs, read after packed_state
     };
     std::unique_ptr<deferred> deferred_;  // null: `product` is ready
-
-    static void publish(deferred& d) {
-        d.state.store(packed_state, std::memory_order_release);
-        if (d.file.release) d.file.release();
-    }
 
     void compute(const T* x, index_t m, index_t ldx, T* y, index_t ldy, const epilogue<T>& ep,
                  thread_pool& pool) const {
         if constexpr (std::is_same<T, float>::value) {
             if (deferred_) {
-                deferred& d = *deferred_;
-                int s = d.state.load(std::memory_order_acquire);
-                if (s == packed_state) return d.product.run(x, m, ldx, y, ldy, ep, pool);
-                if (s == unpacked_state && m > 0 &&
-                    d.state.compare_exchange_strong(s, packing_state, std::memory_order_acq_rel)) {
-                    try {
-                        d.product = packed_linear<float>::unpacked(index_t(d.rows.size()), d.file.in);
-                    } catch (...) {
-                        d.state.store(failed_state, std::memory_order_release);
-                        return compute_direct(x, m, ldx, y, ldy, ep, pool);
-                    }
-                    try {
-                        d.product.run_packing(d.rows.data(), x, m, ldx, y, ldy, ep, pool);
-                    } catch (...) {
-                        d.state.store(failed_state, std::memory_order_release);  // half packed: never read
-                        throw;
-                    }
-                    publish(d);
-                    return;
-                }
+                if (deferred_->state.load(std::memory_order_acquire) == packed_state)
+                    return deferred_->product.run(x, m, ldx, y, ldy, ep, pool);
                 return compute_direct(x, m, ldx, y, ldy, ep, pool);
             }
         }

@@ -161,7 +161,7 @@ VIT_AVX512 void pack_panels(const typename P::w_t* const* rows, std::int64_t n, 
 template <class P>
 VIT_AVX512 void run_panels(const float* a, std::int64_t m, std::int64_t lda, const typename P::w_t* wp,
                            std::int64_t n, std::int64_t k, float* c, std::int64_t ldc, const epilogue<float>& ep,
-                           std::int64_t p_begin, std::int64_t p_end, const float* const* pack_rows = nullptr) {
+                           std::int64_t p_begin, std::int64_t p_end) {
     using a_t = typename P::a_t;
     if (p_begin >= p_end) return;
     const std::int64_t col0 = p_begin * 32, col1 = std::min(n, p_end * 32), ncols = col1 - col0;
@@ -194,12 +194,6 @@ VIT_AVX512 void run_panels(const float* a, std::int64_t m, std::int64_t lda, con
                 const int kc = static_cast<int>(std::min<std::int64_t>(P::kc, k - k0));
                 const bool first = kb == 0, last = kb + 1 == kblocks;
                 const a_t* apk = ap + kb * rows * P::kc;
-                // A layer's first call packs the blocks it is about to use
-                // from pack_rows into wp (its own, not yet read by anyone),
-                // so they are computed on while still in cache.
-                if constexpr (std::is_same<typename P::w_t, float>::value) {
-                    if (pack_rows && mb == 0) pack_block<P>(pack_rows, n, k, const_cast<float*>(wp), k0, q0, q1);
-                }
                 for (std::int64_t p = q0; p < q1; ++p) {
                     const std::int64_t j0 = p * 32;
                     const int width = static_cast<int>(std::min<std::int64_t>(32, n - j0));
