@@ -13,14 +13,13 @@ struct load_options {
     precision compute = precision::f32;  // the encoder's Linear layers; an int8 checkpoint is int8 anyway
     int threads = 0;                      // for the model's own calls and wait_packed(); 0: every core
     // float32 on an AVX-512 CPU, from a file holding float32: return as soon
-    // as the weights are mapped and checked, and pack each layer for the
-    // faster kernel on its first call, on that call's threads, as it computes
-    // (the first call costs about one steady call more, BENCHMARKS.md). A
-    // call that reaches a layer while another packs it runs it from the
-    // mapped file, with the same results bit for bit. basic_model::
-    // wait_packed() packs the rest now. Off: pack everything before load
-    // returns. (The name is older than the schedule: packing no longer runs
-    // on threads of its own, competing with the calls for the cores.)
+    // as the weights are mapped and checked; each of the following calls
+    // packs about 1/24 of the weights on its own threads before it runs, and
+    // runs the layers not yet packed straight from the mapped file, with the
+    // same results bit for bit (about 0.93x the speed; BENCHMARKS.md).
+    // basic_model::wait_packed() packs the rest at once. Off: pack everything
+    // before load returns. (The name is older than the schedule: packing no
+    // longer runs on threads of its own, competing with the calls.)
     bool background_packing = true;
 };
 
