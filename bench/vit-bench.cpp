@@ -38,6 +38,12 @@ multiply-add is two operations).
                      checkpoint at load; an int8 checkpoint is int8 anyway)
   --reps R           timed calls (default 10)
   --warmup W         untimed calls first (default 2)
+  --cold N           calls made right after load, before anything waits for
+                     packing, as an application makes them (default 20): the
+                     time from the start of load to the 1st, 5th and 20th
+                     answer (to_1st_s, to_5th_s, to_20th_s), beside
+                     load_s + n x the steady median (cold_5_ratio: to_5th_s
+                     over load_s + 5 x median_s_per_image x batch)
   --all-tokens       also compute last_hidden_state (every token through the
                      last layer); by default a forward computes what the
                      labels need, as vit-classify and model::classify do
@@ -49,8 +55,10 @@ multiply-add is two operations).
   --json             one JSON object: median_s_per_image, min/max,
                      gflop_per_image, s_per_gflop, height, width, load_s,
                      ready_s (process start to loaded model), first_s_per_image
-                     (a call right after load), packed_s (to background
-                     packing done; timing starts after it),
+                     (the first call right after load), to_1st_s, to_5th_s,
+                     to_20th_s, cold_calls_s (each cold call), cold_5_ratio,
+                     packed_s (process start to every layer packed, after
+                     the cold calls; timing starts after it),
                      peak_rss_mb, ... (and "profile" with --profile)
 )";
 
@@ -116,7 +124,7 @@ double peak_rss_mb() {
 
 int main(int argc, char** argv) {
     std::string dir, dtype = "f32", image_path;
-    int batch = 1, threads = 2, reps = 10, warmup = 2;
+    int batch = 1, threads = 2, reps = 10, warmup = 2, cold = 20;
     bool json = false, profile = false, all_tokens = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -134,6 +142,7 @@ int main(int argc, char** argv) {
             else if (a == "--dtype") dtype = next();
             else if (a == "--reps") reps = std::stoi(next());
             else if (a == "--warmup") warmup = std::stoi(next());
+            else if (a == "--cold") cold = std::stoi(next());
             else if (a == "--image") image_path = next();
             else if (a == "--json") json = true;
             else if (a == "--profile") profile = true;
@@ -150,7 +159,7 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    if (dir.empty() || batch < 1 || threads < 1 || reps < 1 || warmup < 0 ||
+    if (dir.empty() || batch < 1 || threads < 1 || reps < 1 || warmup < 0 || cold < 0 ||
         (dtype != "f32" && dtype != "bf16" && dtype != "int8")) {
         std::cerr << usage;
         return 2;
@@ -174,11 +183,18 @@ int main(int argc, char** argv) {
         vit::workspace<float> ws(threads);
         vit::forward_options fo;
         fo.output_last_hidden_state = all_tokens;
-        // The first call, right after load (while the weights may still be
-        // packed in the background), as an application would make it.
-        const double f0 = now();
-        m.forward(px, fo, &ws);
-        const double first_s = (now() - f0) / batch;
+        // The calls right after load (while the layers are packed by the
+        // first of them), as an application makes them.
+        std::vector<double> cold_s, to_answer;  // each call; start of load to its answer
+        for (int i = 0; i < std::max(1, cold); ++i) {
+            const double f0 = now();
+            m.forward(px, fo, &ws);
+            const double f1 = now();
+            cold_s.push_back(f1 - f0);
+            to_answer.push_back(f1 - t0);
+        }
+        const double first_s = cold_s[0] / batch;
+        auto to_nth = [&](int n) { return int(to_answer.size()) >= n ? to_answer[std::size_t(n - 1)] : -1.0; };
         // The timings below are of the packed layout.
         m.wait_packed();
         const double packed_s = seconds_since_process_start();
@@ -225,6 +241,11 @@ int main(int argc, char** argv) {
                             {"ready_s", ready_s},
                             {"packed_s", packed_s},
                             {"first_s_per_image", first_s},
+                            {"to_1st_s", to_nth(1)},
+                            {"to_5th_s", to_nth(5)},
+                            {"to_20th_s", to_nth(20)},
+                            {"cold_calls_s", cold_s},
+                            {"cold_5_ratio", to_nth(5) / (load_s + 5 * median * batch)},
                             {"peak_rss_mb", peak_rss_mb()}};
         if (decode_s >= 0) j["decode_s"] = decode_s;
         if (prec == vit::precision::bf16) j["bf16"] = vit::bf16_gain();
@@ -245,6 +266,10 @@ int main(int argc, char** argv) {
             std::printf("load %.3f s (process start to loaded model %.3f s, to packed weights %.3f s), first call "
                         "%.4f s/image, peak RSS %.0f MB\n",
                         load_s, ready_s, packed_s, first_s, peak_rss_mb());
+            if (cold >= 5)
+                std::printf("cold process: load to 1st answer %.3f s, to 5th %.3f s (%.3fx load + 5 x median)%s\n",
+                            to_nth(1), to_nth(5), to_nth(5) / (load_s + 5 * median * batch),
+                            cold >= 20 ? (", to 20th " + std::to_string(to_nth(20)) + " s").c_str() : "");
             if (prec == vit::precision::bf16) std::printf("%s\n", vit::bf16_gain().c_str());
             if (decode_s >= 0) std::printf("decode and preprocess %s: median %.4f s\n", image_path.c_str(), decode_s);
             if (profile) {

@@ -3,6 +3,7 @@
 // every epilogue and residual aliasing.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -157,13 +158,56 @@ TEST_CASE("direct linear layer handles k = 0 and empty outputs", "[direct]") {
     avx512::direct_run(nullptr, 0, 0, nullptr, n, 0, 0, nullptr, n, {}, pool);
     avx512::direct_run(nullptr, m, 0, nullptr, 0, 0, 0, nullptr, 0, {}, pool);
 }
+// The float32 pack of a deferred layer (panel ranges, shared by the threads):
+// the same layout as the reference pack_weights, every element written (the
+// memory is not zeroed first), and its product equals the one packed at load
+// bit for bit. Shapes with a partial panel, several k-blocks with a partial
+// one, several row blocks, one column.
+TEST_CASE("packing after load equals packing at load, bit for bit", "[direct]") {
+    if (!packed_linear<float>::can_pack_later()) {
+        WARN("no AVX-512 on this CPU: layers are packed at load");
+        return;
+    }
+    std::mt19937 rng(11);
+    std::normal_distribution<float> d(0.f, 1.f);
+    thread_pool pool(2);
+    for (auto shape : {std::array<std::int64_t, 3>{200, 45, 300}, {3, 64, 513}, {1, 1, 17}, {14, 96, 256}}) {
+        const std::int64_t m = shape[0], n = shape[1], k = shape[2];
+        CAPTURE(m, n, k);
+        std::vector<float> w(std::size_t(n * k)), x(std::size_t(m * k)), bias(std::size_t(n));
+        for (auto& v : w) v = d(rng);
+        for (auto& v : x) v = d(rng);
+        for (auto& v : bias) v = d(rng);
+        std::vector<const float*> rows;
+        for (std::int64_t j = 0; j < n; ++j) rows.push_back(w.data() + j * k);
+        const std::int64_t size = avx512::packed_size<avx512::f32_policy>(n, k);
+        std::vector<float> reference(std::size_t(size), 0.f), fast(std::size_t(size), 1e30f);
+        avx512::pack_weights<avx512::f32_policy>(n, k, reference.data(),
+                                                 [&](std::int64_t j, std::int64_t kk) { return w[std::size_t(j * k + kk)]; });
+        const std::int64_t panels = (n + 31) / 32;
+        avx512::pack_panels<avx512::f32_policy>(rows.data(), n, k, fast.data(), panels / 2, panels);
+        avx512::pack_panels<avx512::f32_policy>(rows.data(), n, k, fast.data(), 0, panels / 2);
+        CHECK(std::memcmp(fast.data(), reference.data(), sizeof(float) * reference.size()) == 0);
+
+        const packed_linear<float> at_load(w.data(), n, k);
+        epilogue<float> ep;
+        ep.bias = bias.data();
+        ep.act = activation::gelu_erf;
+        std::vector<float> expected(std::size_t(m * n)), again(expected.size(), -5.f);
+        at_load.run(x.data(), m, k, expected.data(), n, ep, pool);
+        packed_linear<float> shared = packed_linear<float>::unpacked(n, k);
+        shared.pack(rows.data(), pool);
+        shared.run(x.data(), m, k, again.data(), n, ep, pool);
+        CHECK(std::memcmp(again.data(), expected.data(), sizeof(float) * again.size()) == 0);
+    }
+}
 #endif  // VIT_X86
 
-// A stacked layer left unpacked (background packing not yet at it) runs from
-// the mapped file part by part; it must equal the packed layer bit for bit,
-// with the file's biases and without (qkv_bias = false: zeros), with a layer
-// scale and without. Unlike the model-level test during packing, this one
-// cannot miss the unpacked path.
+// A stacked layer left unpacked (no call has packed it yet) runs from the
+// mapped file part by part; before and after it is packed it must equal the
+// layer packed at load bit for bit, with the file's biases and without
+// (qkv_bias = false: zeros), with a layer scale and without. Unlike the
+// model-level tests, this one cannot miss a path.
 TEST_CASE("a deferred stacked layer equals the packed one, with and without bias", "[direct]") {
     if (!linear<float>::can_defer()) {
         WARN("no AVX-512 on this CPU: layers are never deferred here");
@@ -177,24 +221,57 @@ TEST_CASE("a deferred stacked layer equals the packed one, with and without bias
     for (bool has_bias : {true, false}) {
         CAPTURE(has_bias);
         const linear_spec s{{a + "query", a + "key", a + "value"}, H, H, {}, has_bias};
-        linear<float> deferred = load_linear<float>(src, s, vit::precision::f32, true);
-        linear<float> packed = load_linear<float>(src, s, vit::precision::f32, false);
-        REQUIRE(deferred.packed);
-        REQUIRE_FALSE(deferred.packed->load());
+        const linear<float> packed = load_linear<float>(src, s, vit::precision::f32, false);
+        REQUIRE(packed.is_packed());
         const std::int64_t m = 17;
-        std::vector<float> x(std::size_t(m * H)), y1(std::size_t(m * 3 * H), -7.f), y2 = y1;
+        std::vector<float> x(std::size_t(m * H));
         std::mt19937 rng(5);
         std::normal_distribution<float> d(0.f, 1.f);
         for (auto& v : x) v = d(rng);
-        thread_pool pool(2);
-        deferred.run(x.data(), m, H, y1.data(), 3 * H, pool);
-        packed.run(x.data(), m, H, y2.data(), 3 * H, pool);
-        CHECK(std::memcmp(y1.data(), y2.data(), sizeof(float) * y1.size()) == 0);
-        // Added to the output with a layer scale: each part takes its share of the scale.
         std::vector<float> scale(std::size_t(3 * H));
         for (auto& v : scale) v = d(rng);
-        deferred.add_to(x.data(), m, H, y1.data(), 3 * H, pool, scale.data());
-        packed.add_to(x.data(), m, H, y2.data(), 3 * H, pool, scale.data());
+        thread_pool pool(2);
+        for (bool add : {false, true}) {
+            CAPTURE(add);
+            // add: y += (x W^T + b) * scale, a residual branch with a layer scale.
+            const linear<float> deferred = load_linear<float>(src, s, vit::precision::f32, true);
+            REQUIRE_FALSE(deferred.is_packed());
+            std::vector<float> init(std::size_t(m * 3 * H));
+            for (auto& v : init) v = d(rng);
+            auto ep_for = [&](std::vector<float>& y) {
+                epilogue<float> ep;
+                ep.bias = deferred.bias.data();
+                if (add) {
+                    ep.scale = scale.data();
+                    ep.residual = y.data();
+                    ep.ld_residual = 3 * H;
+                }
+                return ep;
+            };
+            std::vector<float> expected = init, direct = init, first = init, second = init;
+            if (add) packed.add_to(x.data(), m, H, expected.data(), 3 * H, pool, scale.data());
+            else packed.run(x.data(), m, H, expected.data(), 3 * H, pool);
+            deferred.run_unpacked(x.data(), m, H, direct.data(), 3 * H, ep_for(direct), pool);
+            CHECK(std::memcmp(direct.data(), expected.data(), sizeof(float) * expected.size()) == 0);
+            // Unpacked, then packed by a call's try_pack.
+            for (std::vector<float>* y : {&first, &second}) {
+                if (add) deferred.add_to(x.data(), m, H, y->data(), 3 * H, pool, scale.data());
+                else deferred.run(x.data(), m, H, y->data(), 3 * H, pool);
+                CHECK(std::memcmp(y->data(), expected.data(), sizeof(float) * expected.size()) == 0);
+                CHECK(deferred.is_packed() == (y == &second));
+                if (y == &first) {
+                    CHECK(deferred.try_pack(pool));
+                    CHECK_FALSE(deferred.try_pack(pool));  // once
+                }
+            }
+        }
+        // Packed by pack_now (wait_packed's path) instead of a call.
+        const linear<float> later = load_linear<float>(src, s, vit::precision::f32, true);
+        later.pack_now(pool);
+        REQUIRE(later.is_packed());
+        std::vector<float> y1(std::size_t(m * 3 * H), -7.f), y2 = y1;
+        later.run(x.data(), m, H, y1.data(), 3 * H, pool);
+        packed.run(x.data(), m, H, y2.data(), 3 * H, pool);
         CHECK(std::memcmp(y1.data(), y2.data(), sizeof(float) * y1.size()) == 0);
     }
 }

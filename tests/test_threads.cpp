@@ -139,7 +139,36 @@ TEST_CASE("threads: concurrent loads of the same checkpoint", "[threads]") {
     CHECK(bit_equal(logits[0], logits[2]));
 }
 
-TEST_CASE("threads: calls during background packing equal calls on packed weights, bit for bit", "[threads]") {
+TEST_CASE("threads: a fresh model's first call equals a packed model's, bit for bit", "[threads]") {
+    vit::load_options at_load;
+    at_load.background_packing = false;
+    const vit::model packed = vit::load_model(test::data("vit-tiny-random/model"), at_load);
+    REQUIRE(packed.packed());
+    const std::vector<job> work = jobs();
+    for (int threads : {1, 2}) {
+        CAPTURE(threads);
+        for (std::size_t i = 0; i < work.size(); ++i) {
+            CAPTURE(work[i].name);
+            vit::workspace<float> ws(threads);
+            const result expected = run(packed, work[i], ws);
+            // The first calls pack a share of the layers each and run the
+            // rest from the file; wait_packed() packs what is left (on a
+            // fresh model: everything, before any call).
+            const vit::model first = vit::load_model(test::data("vit-tiny-random/model"));
+            CHECK(bit_equal(run(first, work[i], ws), expected));
+            CHECK(bit_equal(run(first, work[i], ws), expected));
+            first.wait_packed();
+            CHECK(first.packed());
+            CHECK(bit_equal(run(first, work[i], ws), expected));
+            const vit::model waited = vit::load_model(test::data("vit-tiny-random/model"));
+            waited.wait_packed();
+            CHECK(waited.packed());
+            CHECK(bit_equal(run(waited, work[i], ws), expected));
+        }
+    }
+}
+
+TEST_CASE("threads: concurrent first calls (each packing a share, the others running it from the file) equal calls on packed weights, bit for bit", "[threads]") {
     vit::load_options at_load;
     at_load.background_packing = false;
     const vit::model packed = vit::load_model(test::data("vit-tiny-random/model"), at_load);
@@ -152,11 +181,13 @@ TEST_CASE("threads: calls during background packing equal calls on packed weight
     }
     std::atomic<int> mismatches{0}, failures{0};
     for (int round = 0; round < 4; ++round) {
-        // Calls start as soon as load returns, from two threads, while the
-        // packer threads write the layers they read.
+        // Calls start as soon as load returns, from three threads: each
+        // packs its share of layers while the others read them from the
+        // file, and wait_packed() packs alongside.
         vit::model m = vit::load_model(test::data("vit-tiny-random/model"));
         std::vector<std::thread> callers;
-        for (int t = 0; t < 2; ++t)
+        if (round % 2) callers.emplace_back([&] { m.wait_packed(); });
+        for (int t = 0; t < 3; ++t)
             callers.emplace_back([&, t] {
                 try {
                     vit::workspace<float> ws(2);
@@ -171,7 +202,7 @@ TEST_CASE("threads: calls during background packing equal calls on packed weight
         for (auto& th : callers) th.join();
         m.wait_packed();
         CHECK(m.packed());
-        // Replacing or dropping a model that is still packing stops its packer first.
+        // Replacing or dropping a model that no call has packed.
         m = vit::load_model(test::data("vit-tiny-random/model"));
         { const vit::model dropped = vit::load_model(test::data("vit-tiny-random/model")); }
         vit::workspace<float> ws(1);

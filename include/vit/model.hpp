@@ -19,7 +19,6 @@
 #include <Eigen/Core>
 
 #include "config.hpp"
-#include "detail/cpu/background_packer.hpp"
 #include "detail/cpu/dispatch.hpp"
 #include "detail/cpu/thread_pool.hpp"
 #include "detail/index.hpp"
@@ -68,17 +67,27 @@ public:
         return m;
     }
 
-    // Movable, not copyable: a model may still be packing its weights in the
-    // background (load_options::background_packing).
+    // Movable, not copyable (its layers may still be packed by the first
+    // calls, load_options::background_packing).
     basic_model(basic_model&&) noexcept = default;
-    basic_model& operator=(basic_model&&) noexcept = default;  // packer_ first: the old one stops first
-    ~basic_model() { packer_.reset(); }  // stop packing before the layers it writes go away
+    basic_model& operator=(basic_model&&) noexcept = default;
 
     // Whether every layer runs on its packed weights (see
-    // load_options::background_packing); wait_packed() blocks until then.
-    bool packed() const { return !packer_ || packer_->done(); }
+    // load_options::background_packing). wait_packed() packs the layers no
+    // call has packed yet, on load_options::threads threads, and returns when
+    // every layer is packed, so that the calls after it all run at full
+    // speed. Thread-safe, also while calls run.
+    bool packed() const {
+        for (const auto& l : layers_)
+            for (int i = 0; i < detail::encoder_layer<T>::products; ++i)
+                if (!l.product(i)->is_packed()) return false;
+        return true;
+    }
     void wait_packed() const {
-        if (packer_) packer_->wait();
+        if (packed()) return;
+        detail::thread_pool pool(threads_);
+        for (const auto& l : layers_)
+            for (int i = 0; i < detail::encoder_layer<T>::products; ++i) l.product(i)->pack_now(pool);
     }
 
     const vit::config& config() const { return config_; }
@@ -146,6 +155,7 @@ public:
         }
         workspace<T>& w = *ws;
         check_input(px);
+        pack_some(w.pool_);
         using detail::index_t;
         const index_t B = px.batch, H = config_.hidden_size, heads = config_.num_attention_heads;
         const index_t Tk =
@@ -186,6 +196,25 @@ public:
 
 private:
     static constexpr detail::index_t group_rows = 160;
+    // The calls after a load with background_packing pack the weights this
+    // many at a time (at least one product each).
+    static constexpr detail::index_t pack_calls = 24;
+
+    // Packs the next unpacked products in forward order, about 1/pack_calls
+    // of the weights, on the call's own threads before it runs: packing 1.2 GB
+    // costs about one forward (page faults on the fresh memory, mostly), and
+    // spread so it adds ~5% to each of the first calls, whose unpacked layers
+    // run from the file at ~0.93x (BENCHMARKS.md). A product another call is
+    // packing is skipped, never waited for.
+    void pack_some(detail::thread_pool& pool) const {
+        if (pack_budget_ <= 0) return;
+        detail::index_t left = pack_budget_;
+        for (const auto& l : layers_)
+            for (int i = 0; i < detail::encoder_layer<T>::products && left > 0; ++i) {
+                const detail::index_t n = l.product(i)->unpacked_weights();
+                if (n > 0 && l.product(i)->try_pack(pool)) left -= n;
+            }
+    }
 
     // Images b0 .. b0 + B - 1 of px through the whole model, into their rows
     // of out (sized by forward).
@@ -234,6 +263,7 @@ private:
         const precision compute = opt.compute;
         const vit::config& c = config_;
         const int threads = opt.threads > 0 ? opt.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+        threads_ = threads;
         spare_ = std::make_unique<detail::workspace_cache<T>>(threads);
         // bf16 mode: attention's products in bf16 too, as PyTorch's bf16 runs
         // them; int8 keeps float32 attention (its accuracy, BENCHMARKS.md).
@@ -267,16 +297,15 @@ private:
         });
         for (const auto& e : failed)
             if (e) std::rethrow_exception(e);
+        // Deferred layers are read in place until their first call packs them:
+        // their page tables are filled now in one call per file, not by a
+        // fault per 4 KiB in the first forward.
         if (defer) {
             store_->populate();
-            // Layers in forward order, so the first forwards gain from it soonest.
-            using layer = detail::encoder_layer<T>;
-            layer* layers = layers_.data();
-            std::shared_ptr<const detail::tensor_store> store = store_;  // the file the layers read until packed
-            packer_ = std::make_unique<detail::background_packer>(
-                threads, index_t(layers_.size()) * layer::products, [layers, store](index_t i) {
-                    layers[i / layer::products].product(int(i % layer::products))->pack_deferred();
-                });
+            for (const auto& l : layers_)
+                for (int i = 0; i < detail::encoder_layer<T>::products; ++i)
+                    pack_budget_ += l.product(i)->unpacked_weights();
+            pack_budget_ = std::max<index_t>(1, pack_budget_ / pack_calls);
         }
         head_->load(w, c, act_);
     }
@@ -295,10 +324,9 @@ private:
                         std::to_string(std::size_t(px.batch) * px.channels * px.height * px.width));
     }
 
-    // Declared first: moved first (an old packer stops before the layers it
-    // writes are replaced); the destructor stops it explicitly.
-    std::unique_ptr<detail::background_packer> packer_;
     std::shared_ptr<const detail::tensor_store> store_;  // the mapped file, for unpacked layers
+    int threads_ = 1;                                    // load_options::threads, resolved
+    detail::index_t pack_budget_ = 0;                    // weights a call packs (pack_some); 0: none deferred
     vit::config config_;
     preprocess_config preprocess_;
     detail::patch_embeddings<T> embeddings_;

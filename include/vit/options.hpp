@@ -11,13 +11,15 @@ struct profile;
 
 struct load_options {
     precision compute = precision::f32;  // the encoder's Linear layers; an int8 checkpoint is int8 anyway
-    int threads = 0;                      // for packing the weights; 0: every core
+    int threads = 0;                      // for the model's own calls and wait_packed(); 0: every core
     // float32 on an AVX-512 CPU, from a file holding float32: return as soon
-    // as the weights are mapped and checked, and build the faster packed
-    // layout on `threads` background threads. Until a layer is packed it runs
-    // from the mapped file, with the same results bit for bit (at about 0.9x
-    // the speed). basic_model::wait_packed() waits for the end. Off: pack
-    // everything before load returns.
+    // as the weights are mapped and checked; each of the following calls
+    // packs about 1/24 of the weights on its own threads before it runs, and
+    // runs the layers not yet packed straight from the mapped file, with the
+    // same results bit for bit (about 0.93x the speed; BENCHMARKS.md).
+    // basic_model::wait_packed() packs the rest at once. Off: pack everything
+    // before load returns. (The name is older than the schedule: packing no
+    // longer runs on threads of its own, competing with the calls.)
     bool background_packing = true;
 };
 

@@ -82,7 +82,7 @@ class Model:
         return self._m.forward(_np.asarray(pixel_values), bool(output_hidden_states), bool(output_attentions))
 
     def wait_packed(self):
-        """Block until the weights are in their fast packed layout (they pack in the background after load)."""
+        """Pack now the layers no call has packed yet (each packs on its first call otherwise)."""
         self._m.wait_packed()
 
     @property

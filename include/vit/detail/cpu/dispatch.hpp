@@ -77,6 +77,10 @@ struct gemm_config {
     void (*pack)(const T* const* rows, std::int64_t n, std::int64_t k, T* out) = nullptr;  // rows[j]: output j's k weights
     void (*run_panels)(const T* a, std::int64_t m, std::int64_t lda, const T* wp, std::int64_t n, std::int64_t k, T* c,
                        std::int64_t ldc, const epilogue<T>& ep, std::int64_t p_begin, std::int64_t p_end) = nullptr;
+    // Panels [p_begin, p_end) only, every element written (no zeroing
+    // first), so threads can share a pack; null on the kernels without it.
+    void (*pack_panels)(const T* const* rows, std::int64_t n, std::int64_t k, T* out, std::int64_t p_begin,
+                        std::int64_t p_end) = nullptr;
 };
 
 // The bf16 product on one kernel (packed weights are the kernel's own
@@ -132,6 +136,8 @@ struct kernel_table {
     attention_head_fn<double> attention_f64 = nullptr;
     layer_norm_row_fn<float> layer_norm_f32 = nullptr;
     silu_gate_row_fn<float> silu_gate_f32 = nullptr;
+    // One fp32 weight row quantized to int8 (null: packed_linear_int8's loop).
+    void (*quantize_int8_row)(const float* w, std::int64_t k, std::int8_t* out, float* scale) = nullptr;
 };
 
 template <class T>
@@ -181,18 +187,25 @@ inline kernel_table make_kernel_table() {
         g.nr = 32;
         g.packed_size = &avx512::packed_size<avx512::f32_policy>;
         g.pack = [](const float* const* rows, std::int64_t n, std::int64_t k, float* out) {
-            avx512::pack_weights<avx512::f32_policy>(
-                n, k, out, [rows](std::int64_t j, std::int64_t kk) { return rows[std::size_t(j)][kk]; });
+            avx512::pack_panels<avx512::f32_policy>(rows, n, k, out, 0, (n + 31) / 32);
         };
         g.run_panels = &avx512::run_panels<avx512::f32_policy>;
+        g.pack_panels = &avx512::pack_panels<avx512::f32_policy>;
         t.direct_f32 = &avx512::direct_run;
         t.attention_f32[1] = &avx512::attention_head;
         t.layer_norm_f32 = &avx512::layer_norm_row;
         t.silu_gate_f32 = &avx512::silu_gate_row;
+        t.quantize_int8_row = &avx512::quantize_weight_row;
     }
     if (c.avx512_vnni) {
         t.int8[2] = {gemm_kernel::avx512, &avx512::packed_size<avx512::int8_policy>,
                      [](const std::int8_t* w_nk, std::int64_t n, std::int64_t k, std::int8_t* out) {
+                         if (k % 4 == 0) {  // whole 32-bit words: the register transpose
+                             std::vector<const std::int8_t*> rows(static_cast<std::size_t>(n));
+                             for (std::int64_t j = 0; j < n; ++j) rows[std::size_t(j)] = w_nk + j * k;
+                             avx512::pack_panels<avx512::int8_policy>(rows.data(), n, k, out, 0, (n + 31) / 32);
+                             return;
+                         }
                          avx512::pack_weights<avx512::int8_policy>(
                              n, k, out, [&](std::int64_t j, std::int64_t kk) { return w_nk[j * k + kk]; });
                      },
@@ -206,6 +219,15 @@ inline kernel_table make_kernel_table() {
             return std::int64_t(sizeof(std::uint16_t)) * avx512::packed_size<avx512::bf16_policy>(n, k);
         };
         t.bf16[2].pack = [](const float* w_nk, std::int64_t n, std::int64_t k, void* out) {
+            if (k % 2 == 0) {  // whole 32-bit words (bf16 pairs): round, then the register transpose
+                std::vector<std::uint16_t> h(static_cast<std::size_t>(n * k));
+                avx512::to_bf16(w_nk, n * k, h.data());
+                std::vector<const std::uint16_t*> rows(static_cast<std::size_t>(n));
+                for (std::int64_t j = 0; j < n; ++j) rows[std::size_t(j)] = h.data() + j * k;
+                avx512::pack_panels<avx512::bf16_policy>(rows.data(), n, k, static_cast<std::uint16_t*>(out), 0,
+                                                         (n + 31) / 32);
+                return;
+            }
             avx512::pack_weights<avx512::bf16_policy>(
                 n, k, static_cast<std::uint16_t*>(out),
                 [&](std::int64_t j, std::int64_t kk) { return float_to_bf16(w_nk[j * k + kk]); });

@@ -30,8 +30,11 @@ public:
     }
     ~aligned_array() { std::free(p_); }
 
-    // Zero-filled: padding lanes of packed weights must be zero.
-    void reset(std::size_t n) {
+    // Zero-filled (padding lanes of packed weights must be zero), unless the
+    // caller writes every element itself (zero = false): then no page is
+    // touched here, and each is first faulted in by the thread that fills it.
+    // huge = false: 4 KiB pages even for a large array.
+    void reset(std::size_t n, bool zero = true, bool huge_pages = true) {
         std::free(p_);
         p_ = nullptr;
         n_ = 0;
@@ -39,14 +42,14 @@ public:
         // Large arrays go on 2 MiB-aligned transparent huge pages: fewer page
         // faults at load and fewer TLB misses in the products (BENCHMARKS.md).
         const std::size_t huge = std::size_t(2) << 20;
-        const std::size_t align = n * sizeof(T) >= huge ? huge : 64;
+        const std::size_t align = huge_pages && n * sizeof(T) >= huge ? huge : 64;
         const std::size_t bytes = (n * sizeof(T) + align - 1) / align * align;
         p_ = static_cast<T*>(std::aligned_alloc(align, bytes));
         if (!p_) throw std::bad_alloc();
 #ifdef MADV_HUGEPAGE
         if (align == huge) ::madvise(static_cast<void*>(p_), bytes, MADV_HUGEPAGE);
 #endif
-        std::memset(static_cast<void*>(p_), 0, bytes);
+        if (zero) std::memset(static_cast<void*>(p_), 0, bytes);
         n_ = n;
     }
     T* data() { return p_; }

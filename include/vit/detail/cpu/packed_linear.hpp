@@ -40,10 +40,30 @@ public:
         : n_(n), k_(k), config_(&gemm_for<T>(k > 0 ? want : gemm_kernel::portable)) {
         std::vector<const T*> rows(static_cast<std::size_t>(n));  // row(j) once, not per element
         for (std::int64_t j = 0; j < n; ++j) rows[std::size_t(j)] = row(j);
-        packed_.reset(static_cast<std::size_t>(config_->packed_size(n, k)));
+        packed_.reset(static_cast<std::size_t>(config_->packed_size(n, k)), !config_->pack_panels);
         config_->pack(rows.data(), n, k, packed_.data());
     }
 
+    // Room for a layer packed later by pack(), on the automatic kernel,
+    // which must pack by panel ranges (can_pack_later()). On 4 KiB pages:
+    // faulted in as it is filled (BENCHMARKS.md: 2 MiB pages cost more there).
+    static bool can_pack_later() { return gemm_for<T>(gemm_kernel::automatic).pack_panels != nullptr; }
+    static packed_linear unpacked(std::int64_t n, std::int64_t k) {
+        packed_linear p;
+        p.n_ = n;
+        p.k_ = k;
+        p.config_ = &gemm_for<T>(gemm_kernel::automatic);
+        p.packed_.reset(static_cast<std::size_t>(p.config_->packed_size(n, k)), false, false);
+        return p;
+    }
+    // Packs rows (rows[j]: output j's k weights) on the pool's threads.
+    void pack(const T* const* rows, thread_pool& pool) {
+        const gemm_config<T>& g = *config_;
+        pool.parallel_for(pool.size(), [&](std::int64_t t) {
+            const std::int64_t panels = (n_ + g.nr - 1) / g.nr;
+            g.pack_panels(rows, n_, k_, packed_.data(), panels * t / pool.size(), panels * (t + 1) / pool.size());
+        });
+    }
     std::int64_t n() const { return n_; }
     std::int64_t k() const { return k_; }
     gemm_kernel kernel() const { return config_ ? config_->kernel : gemm_kernel::portable; }

@@ -51,15 +51,29 @@ public:
     // scale_j = max_k |w_jk| / 127, w8 = round(w / scale_j).
     static void quantize(const float* w_nk, std::int64_t n, std::int64_t k, std::vector<std::int8_t>& w8,
                          std::vector<float>& scales) {
-        w8.resize(n * k);
-        scales.resize(n);
+        quantize_rows([w_nk, k](std::int64_t j) { return w_nk + j * k; }, n, k, w8, scales);
+    }
+    // The same from rows that need not form one block (row(j): output j's k
+    // weights, in a mapped file), on the kernel table's row (same bits).
+    template <class RowFn>
+    static void quantize_rows(RowFn row, std::int64_t n, std::int64_t k, std::vector<std::int8_t>& w8,
+                              std::vector<float>& scales) {
+        w8.resize(std::size_t(n * k));
+        scales.resize(std::size_t(n));
+        const auto fast = kernels().quantize_int8_row;
         for (std::int64_t j = 0; j < n; ++j) {
+            const float* w = row(j);
+            std::int8_t* out = w8.data() + j * k;
+            if (fast) {
+                fast(w, k, out, &scales[std::size_t(j)]);
+                continue;
+            }
             float mx = 0;
-            for (std::int64_t kk = 0; kk < k; ++kk) mx = std::max(mx, std::fabs(w_nk[j * k + kk]));
+            for (std::int64_t kk = 0; kk < k; ++kk) mx = std::max(mx, std::fabs(w[kk]));
             const float s = mx > 0 ? mx / 127.f : 1.f;
-            scales[j] = s;
+            scales[std::size_t(j)] = s;
             for (std::int64_t kk = 0; kk < k; ++kk)
-                w8[j * k + kk] = static_cast<std::int8_t>(std::max(-127.f, std::min(127.f, std::nearbyint(w_nk[j * k + kk] / s))));
+                out[kk] = static_cast<std::int8_t>(std::max(-127.f, std::min(127.f, std::nearbyint(w[kk] / s))));
         }
     }
 

@@ -97,14 +97,14 @@ linear<T> load_linear(const weight_source& src, const linear_spec& s, precision 
     if (mode == precision::f32) {
         layer = linear<T>(packed_linear<T>(row, rows, in), std::move(bias));
     } else if constexpr (std::is_same<T, float>::value) {
-        std::vector<float> weight(std::size_t(rows * in));
-        for (index_t j = 0; j < rows; ++j) std::copy(row(j), row(j) + in, weight.data() + j * in);
         if (mode == precision::bf16) {
+            std::vector<float> weight(std::size_t(rows * in));
+            for (index_t j = 0; j < rows; ++j) std::copy(row(j), row(j) + in, weight.data() + j * in);
             layer = linear<T>(packed_linear_bf16(weight.data(), rows, in), std::move(bias));
-        } else {  // int8, quantized at load as vit-convert would
+        } else {  // int8, quantized at load as vit-convert would, straight from the file's rows
             std::vector<std::int8_t> w8;
             std::vector<float> scales;
-            packed_linear_int8::quantize(weight.data(), rows, in, w8, scales);
+            packed_linear_int8::quantize_rows(row, rows, in, w8, scales);
             layer = linear<T>(packed_linear_int8(w8.data(), scales.data(), rows, in), std::move(bias));
         }
     }

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <variant>
 #include <vector>
@@ -33,44 +34,82 @@ struct linear {
     product_for<T> product;
     std::vector<T> bias;
 
-    // Deferred packing (float32 weights held as float32 in a mapped file, on
-    // an AVX-512 CPU): the layer keeps pointers into the file and
-    // pack_deferred() builds `product` later, on another thread. Until `packed`
-    // is set, run() computes straight from the file with the direct kernel,
-    // which gives the packed kernel's results bit for bit (gemm_direct.hpp): a
-    // forward's output does not depend on how far packing has got.
+    // Packing spread over the first calls (float32 weights held as float32
+    // in a mapped file, on a CPU with the direct kernel): the layer keeps
+    // pointers into the file and runs from them with the direct kernel, which
+    // gives the packed kernel's results bit for bit (gemm_direct.hpp), until
+    // a call packs it (try_pack, on that call's threads, before it runs) or
+    // wait_packed() does (pack_now): outputs do not depend on how far packing
+    // has got.
     struct file_weights {
         std::vector<const float*> parts;  // each [part_out, in], rows contiguous
         index_t part_out = 0, in = 0;
         std::function<void()> release;  // once packed: the file's pages may go
     };
-    file_weights file_;
-    std::unique_ptr<std::atomic<bool>> packed;  // null: `product` is ready
 
     // Whether a layer can be left unpacked (set_deferred) here.
-    static bool can_defer() { return direct_available<T>(); }
+    static bool can_defer() { return direct_available<T>() && packed_linear<float>::can_pack_later(); }
 
     linear() = default;
     linear(product_for<T> p, std::vector<T> b) : product(std::move(p)), bias(std::move(b)) {}
 
-    // A layer run from the file's weights until pack_deferred().
+    // A layer run from the file's weights until try_pack() or pack_now().
     void set_deferred(std::vector<T> b, file_weights f) {
         bias = std::move(b);
-        file_ = std::move(f);
-        packed = std::make_unique<std::atomic<bool>>(false);
+        deferred_ = std::make_unique<deferred>();
+        deferred_->file = std::move(f);
+        const file_weights& w = deferred_->file;
+        for (index_t j = 0; j < index_t(w.parts.size()) * w.part_out; ++j)
+            deferred_->rows.push_back(w.parts[std::size_t(j / w.part_out)] + (j % w.part_out) * w.in);
     }
 
-    // Builds the packed layout of a deferred layer and publishes it; then the
-    // layer's file pages may leave memory. Called once, by one thread.
-    void pack_deferred() {
+    // Whether the layer runs on packed weights (or failed to pack and never will).
+    bool is_packed() const { return !deferred_ || deferred_->state.load(std::memory_order_acquire) >= packed_state; }
+
+    // The weights a deferred layer still has to pack (0 once packed or claimed).
+    index_t unpacked_weights() const {
+        return deferred_ && deferred_->state.load(std::memory_order_acquire) == unpacked_state
+                   ? index_t(deferred_->rows.size()) * deferred_->file.in
+                   : 0;
+    }
+
+    // Packs a deferred layer on the pool's threads unless someone else has
+    // or is packing it; true if this call packed it. Thread-safe.
+    bool try_pack(thread_pool& pool) const {
         if constexpr (std::is_same<T, float>::value) {
-            if (!packed || packed->load()) return;
-            const file_weights& f = file_;
-            auto row = [&f](index_t j) { return f.parts[std::size_t(j / f.part_out)] + (j % f.part_out) * f.in; };
-            product = packed_linear<T>(row, index_t(f.parts.size()) * f.part_out, f.in);
-            packed->store(true, std::memory_order_release);
-            if (f.release) f.release();
+            if (!deferred_) return false;
+            deferred& d = *deferred_;
+            int s = unpacked_state;
+            if (!d.state.compare_exchange_strong(s, packing_state, std::memory_order_acq_rel)) return false;
+            try {
+                d.product = packed_linear<float>::unpacked(index_t(d.rows.size()), d.file.in);
+                d.product.pack(d.rows.data(), pool);
+            } catch (...) {
+                d.state.store(failed_state, std::memory_order_release);  // stays on the file: slower, same results
+                return false;
+            }
+            d.state.store(packed_state, std::memory_order_release);
+            if (d.file.release) d.file.release();
+            return true;
+        } else {
+            (void)pool;
+            return false;
         }
+    }
+
+    // Packs it now (try_pack), or waits while another thread packs it.
+    void pack_now(thread_pool& pool) const {
+        if (!deferred_ || try_pack(pool)) return;
+        while (deferred_->state.load(std::memory_order_acquire) == packing_state) std::this_thread::yield();
+    }
+
+    // y = epilogue(x W^T) straight from the file, whatever the state; for tests.
+    void run_unpacked(const T* x, index_t m, index_t ldx, T* y, index_t ldy, const epilogue<T>& ep,
+                      thread_pool& pool) const {
+        if constexpr (std::is_same<T, float>::value) {
+            if (deferred_) return compute_direct(x, m, ldx, y, ldy, ep, pool);
+        }
+        compute(x, m, ldx, y, ldy, ep, pool);
     }
 
     // y[m, out] = act(x[m, in] * W^T + b)
@@ -95,25 +134,41 @@ struct linear {
     }
 
 private:
+    enum : int { unpacked_state, packing_state, packed_state, failed_state };
+    struct deferred {
+        file_weights file;
+        std::vector<const float*> rows;  // output j's weights in the file
+        std::atomic<int> state{unpacked_state};
+        packed_linear<float> product;  // written by the one thread that packs, read after packed_state
+    };
+    std::unique_ptr<deferred> deferred_;  // null: `product` is ready
+
     void compute(const T* x, index_t m, index_t ldx, T* y, index_t ldy, const epilogue<T>& ep,
                  thread_pool& pool) const {
         if constexpr (std::is_same<T, float>::value) {
-            if (packed && !packed->load(std::memory_order_acquire)) {
-                const direct_run_fn direct = kernels().direct_f32;  // set: can_defer() said so
-                // Straight from the file, one stacked part at a time: columns
-                // are independent, so this equals the stacked product.
-                for (std::size_t p = 0; p < file_.parts.size(); ++p) {
-                    const index_t off = index_t(p) * file_.part_out;
-                    epilogue<T> part = ep;
-                    part.bias = ep.bias + off;
-                    if (ep.scale) part.scale = ep.scale + off;
-                    if (ep.residual) part.residual = ep.residual + off;
-                    direct(x, m, ldx, file_.parts[p], file_.part_out, file_.in, file_.in, y + off, ldy, part, pool);
-                }
-                return;
+            if (deferred_) {
+                if (deferred_->state.load(std::memory_order_acquire) == packed_state)
+                    return deferred_->product.run(x, m, ldx, y, ldy, ep, pool);
+                return compute_direct(x, m, ldx, y, ldy, ep, pool);
             }
         }
         std::visit([&](const auto& p) { p.run(x, m, ldx, y, ldy, ep, pool); }, product);
+    }
+
+    // Straight from the file, one stacked part at a time: columns are
+    // independent, so this equals the stacked product.
+    void compute_direct(const float* x, index_t m, index_t ldx, float* y, index_t ldy, const epilogue<float>& ep,
+                        thread_pool& pool) const {
+        const direct_run_fn direct = kernels().direct_f32;  // set: can_defer() said so
+        const file_weights& f = deferred_->file;
+        for (std::size_t p = 0; p < f.parts.size(); ++p) {
+            const index_t off = index_t(p) * f.part_out;
+            epilogue<float> part = ep;
+            part.bias = ep.bias + off;
+            if (ep.scale) part.scale = ep.scale + off;
+            if (ep.residual) part.residual = ep.residual + off;
+            direct(x, m, ldx, f.parts[p], f.part_out, f.in, f.in, y + off, ldy, part, pool);
+        }
     }
 };
 

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "../epilogue.hpp"
 #include "../memory.hpp"
@@ -113,6 +114,44 @@ inline void pack_weights(std::int64_t n, std::int64_t k, typename P::w_t* out, G
                     dst[(kk / P::kstep) * 32 * P::kstep + j * P::kstep + kk % P::kstep] = get(p * 32 + j, k0 + kk);
         }
     }
+}
+
+// Packs panels [p0, p1) of the k-block at k0 from rows (rows[j]: output j's
+// k weights, already of w_t), with k a multiple of kstep: a block is
+// [k / kstep][32] words of kstep weights (32 bits), row j's words in turn, so
+// packing is a transpose of 32-bit words, done 16 x 16 in registers. Zeros
+// past column n: every element of those blocks is written, so `out` needs no
+// zeroing first. As pack_weights<P> lays them out, many times faster.
+template <class P>
+VIT_AVX512 void pack_block(const typename P::w_t* const* rows, std::int64_t n, std::int64_t k, typename P::w_t* out,
+                           std::int64_t k0, std::int64_t p0, std::int64_t p1) {
+    static_assert(sizeof(typename P::w_t) * P::kstep == 4, "32-bit words of weights");
+    const std::int64_t panels = (n + 31) / 32;
+    const int words = static_cast<int>(std::min<std::int64_t>(P::kc, k - k0) / P::kstep);
+    for (std::int64_t p = p0; p < p1; ++p) {
+        float* dst = reinterpret_cast<float*>(out + block_offset<P>(panels, k, k0, p));
+        for (int h = 0; h < 2; ++h) {
+            const std::int64_t j0 = p * 32 + h * 16;
+            const std::int64_t cols = std::max<std::int64_t>(0, std::min<std::int64_t>(16, n - j0));
+            for (int kw = 0; kw < words; kw += 16) {
+                const int len = std::min(16, words - kw);
+                const __mmask16 mk = lanes(len);
+                __m512 r[16];  // bits moved, never computed on
+                for (int i = 0; i < 16; ++i)
+                    r[i] = i < cols ? _mm512_maskz_loadu_ps(mk, reinterpret_cast<const float*>(rows[j0 + i] + k0) + kw)
+                                    : _mm512_setzero_ps();
+                transpose16(r);
+                for (int t = 0; t < len; ++t) _mm512_storeu_ps(dst + (kw + t) * 32 + h * 16, r[t]);
+            }
+        }
+    }
+}
+
+// Panels [p0, p1), every k-block (k a multiple of kstep).
+template <class P>
+VIT_AVX512 void pack_panels(const typename P::w_t* const* rows, std::int64_t n, std::int64_t k, typename P::w_t* out,
+                            std::int64_t p0, std::int64_t p1) {
+    for (std::int64_t k0 = 0; k0 < k; k0 += P::kc) pack_block<P>(rows, n, k, out, k0, p0, p1);
 }
 
 // Computes output columns [32 * p_begin, min(n, 32 * p_end)) for all m rows.

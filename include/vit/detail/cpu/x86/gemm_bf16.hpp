@@ -96,6 +96,24 @@ VIT_AVX512_BF16 void bf16_tile(int kc, const std::uint16_t* a, const std::uint16
     }
 }
 
+// float_to_bf16 (round to nearest even, NaN kept quiet) on 16 values at a
+// time, in integer arithmetic: the same bits.
+VIT_AVX512 inline void to_bf16(const float* x, std::int64_t count, std::uint16_t* out) {
+    const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    const __m512i half = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), quiet = _mm512_set1_epi32(0x40);
+    for (std::int64_t i = 0; i < count; i += 16) {
+        const __mmask16 m = lanes(count - i);
+        const __m512i v = _mm512_maskz_loadu_epi32(m, x + i);
+        const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(v, abs_mask), inf);
+        const __mmask16 full = 0xffff;  // the zero-masked forms: GCC 12 warns about the others
+        const __m512i hi = _mm512_maskz_srli_epi32(full, v, 16);
+        __m512i r =
+            _mm512_maskz_srli_epi32(full, _mm512_add_epi32(v, _mm512_add_epi32(half, _mm512_and_si512(hi, one))), 16);
+        r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(hi, quiet));
+        _mm512_mask_cvtepi32_storeu_epi16(out + i, m, r);
+    }
+}
+
 }  // namespace avx512
 
 }  // namespace vit::detail

@@ -7,6 +7,7 @@
 #ifdef VIT_X86
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -253,6 +254,32 @@ inline void int8_run(const float* a, std::int64_t m, std::int64_t lda, const std
     pool.balanced_ranges((n + 31) / 32, [&](std::int64_t p0, std::int64_t p1) {
         int8_run_panels(qa, rq, m, wp, col_scale, col_sum, n, k, c, ldc, ep, p0, p1);
     });
+}
+
+// One weight row's symmetric quantization, as packed_linear_int8::quantize
+// computes it element by element (the same division and round-to-nearest-
+// even, so the same bits): scale = max |w| / 127 (1 for a zero row),
+// out = clamp(round(w / scale), -127, 127).
+VIT_AVX512 inline void quantize_weight_row(const float* w, std::int64_t k, std::int8_t* out, float* scale) {
+    __m512 mx = _mm512_setzero_ps();
+    for (std::int64_t kk = 0; kk < k; kk += 16) {
+        const __mmask16 m = lanes(k - kk);
+        mx = max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(m, w + kk)), mx);  // NaN: keeps mx, as std::max
+    }
+    alignas(64) float lane[16];
+    _mm512_store_ps(lane, mx);
+    float top = 0;
+    for (float v : lane) top = std::max(top, v);
+    const float s = top > 0 ? top / 127.f : 1.f;
+    *scale = s;
+    const __m512 sv = _mm512_set1_ps(s), hi = _mm512_set1_ps(127.f), lo = _mm512_set1_ps(-127.f);
+    for (std::int64_t kk = 0; kk < k; kk += 16) {
+        const __mmask16 m = lanes(k - kk);
+        const __m512 q = roundscale_ps<_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC>(
+            _mm512_div_ps(_mm512_maskz_loadu_ps(m, w + kk), sv));
+        const __m512 c = max_ps(min_ps(q, hi), lo);  // NaN: 127, as std::min(127.f, q)
+        _mm512_mask_cvtepi32_storeu_epi8(out + kk, m, _mm512_maskz_cvtps_epi32(__mmask16(0xffff), c));
+    }
 }
 
 }  // namespace avx512

@@ -73,6 +73,10 @@ struct encoder_layer {
         linear<T>* parts[] = {&qkv, &o_proj, &fc1, &fc2};
         return parts[i];
     }
+    const linear<T>* product(int i) const {
+        const linear<T>* parts[] = {&qkv, &o_proj, &fc1, &fc2};
+        return parts[i];
+    }
     static constexpr int products = 4;
 
     // Runs the layer on the group's images in place in b.x. cls_only: only
