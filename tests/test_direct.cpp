@@ -174,7 +174,7 @@ TEST_CASE("packing after load equals packing at load, bit for bit", "[direct]") 
     for (auto shape : {std::array<std::int64_t, 3>{200, 45, 300}, {3, 64, 513}, {1, 1, 17}, {14, 96, 256}}) {
         const std::int64_t m = shape[0], n = shape[1], k = shape[2];
         CAPTURE(m, n, k);
-        std::vector<float> w(std::size_t(n * k)), x(std::size_t(m * k)), bias(std::size_t(n));
+        std::vector<float> w(std::size_t(n * k)), x(std::size_t(m * k)), bias(static_cast<std::size_t>(n));
         for (auto& v : w) v = d(rng);
         for (auto& v : x) v = d(rng);
         for (auto& v : bias) v = d(rng);
