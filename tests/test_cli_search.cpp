@@ -32,7 +32,7 @@ test::run_result search(const std::string& args) {
 test::run_result search_json(const std::string& args) {
     return test::run_shell("'" + std::string(VIT_SEARCH) + "' " + args + " 2>/dev/null");
 }
-test::run_result search_out(const std::string& args, const std::string& err_file) {
+[[maybe_unused]] test::run_result search_out(const std::string& args, const std::string& err_file) {
     return test::run_shell("'" + std::string(VIT_SEARCH) + "' " + args + " 2>" + q(err_file));
 }
 
