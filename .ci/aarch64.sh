@@ -8,7 +8,7 @@
 #
 # Environment: JOBS (build parallelism, default 2), BUILD_DIR (default
 # build-aarch64 in the source tree), TESTS (Catch2 test spec, default
-# '~[large]~[#test_cli]~[#test_cli_scale]~"threads: one model*"~[sentencepiece]~"vit-train-head:*"'),
+# '~[large]~[#test_cli]~[#test_cli_scale]~[#test_cli_search]~"threads: one model*"~[sentencepiece]~"vit-train-head:*"'),
 # TEST_TIMEOUT (seconds for the test run, default 3600).
 #
 # Left out by default, as too slow emulated: [large] (ViT-L/32 from its
@@ -25,7 +25,7 @@ set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$src/build-aarch64}
 jobs=${JOBS:-2}
-tests=${TESTS:-'~[large]~[#test_cli]~[#test_cli_scale]~"threads: one model*"~[sentencepiece]~"vit-train-head:*"'}
+tests=${TESTS:-'~[large]~[#test_cli]~[#test_cli_scale]~[#test_cli_search]~"threads: one model*"~[sentencepiece]~"vit-train-head:*"'}
 test_timeout=${TEST_TIMEOUT:-3600}
 sysroot=/usr/aarch64-linux-gnu
 
