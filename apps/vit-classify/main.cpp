@@ -20,6 +20,7 @@
 #include <vit/text.hpp>
 #include <vit/vit.hpp>
 
+#include "common/cli.hpp"
 #include "common/hub.hpp"
 #include "common/labels.hpp"
 #include "common/rollout.hpp"
@@ -155,25 +156,12 @@ struct options {
     bool zero_shot() const { return !labels.empty() || !labels_file.empty(); }
 };
 
-[[noreturn]] void usage_error(const std::string& msg) {
-    std::cerr << "vit-classify: " << msg << "\n(see vit-classify --help)\n";
-    std::exit(2);
-}
-
-int parse_int(const std::string& opt, const std::string& v, int lo, int hi) {
-    try {
-        std::size_t pos = 0;
-        const long x = std::stol(v, &pos);
-        if (pos == v.size() && x >= lo && x <= hi) return int(x);
-    } catch (const std::exception&) {
-    }
-    usage_error(opt + " takes a number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got '" + v + "'");
-}
+constexpr const char* program = "vit-classify";
 
 options parse_args(int argc, char** argv) {
     options o;
     auto value = [&](int& i) -> std::string {
-        if (i + 1 >= argc) usage_error(std::string(argv[i]) + " needs a value");
+        if (i + 1 >= argc) cli::usage_error(program, std::string(argv[i]) + " needs a value");
         return argv[++i];
     };
     bool only_files = false;
@@ -194,7 +182,7 @@ options parse_args(int argc, char** argv) {
         } else if (a == "--model") {
             o.model = value(i);
         } else if (a == "--top-k") {
-            o.top_k = parse_int(a, value(i), 1, 1000000);
+            o.top_k = cli::parse_int(program, a, value(i), 1, 1000000);
             o.top_k_given = true;
         } else if (a == "--json") {
             o.json = true;
@@ -211,19 +199,19 @@ options parse_args(int argc, char** argv) {
         } else if (a == "--size") {
             const std::string v = value(i);
             const auto x = v.find('x');
-            if (x == std::string::npos) usage_error("--size takes WIDTHxHEIGHT, e.g. 448x320; got '" + v + "'");
-            o.width = parse_int("--size", v.substr(0, x), 1, 16384);
-            o.height = parse_int("--size", v.substr(x + 1), 1, 16384);
+            if (x == std::string::npos) cli::usage_error(program, "--size takes WIDTHxHEIGHT, e.g. 448x320; got '" + v + "'");
+            o.width = cli::parse_int(program, "--size", v.substr(0, x), 1, 16384);
+            o.height = cli::parse_int(program, "--size", v.substr(x + 1), 1, 16384);
         } else if (a == "--batch") {
-            o.batch = parse_int(a, value(i), 1, 4096);
+            o.batch = cli::parse_int(program, a, value(i), 1, 4096);
         } else if (a == "--threads") {
-            o.threads = parse_int(a, value(i), 1, 1024);
+            o.threads = cli::parse_int(program, a, value(i), 1, 1024);
         } else if (a == "--dtype") {
             const std::string v = value(i);
             if (v == "f32") o.dtype = vit::precision::f32;
             else if (v == "bf16") o.dtype = vit::precision::bf16;
             else if (v == "int8") o.dtype = vit::precision::int8;
-            else usage_error("--dtype takes f32, bf16 or int8, got '" + v + "'");
+            else cli::usage_error(program, "--dtype takes f32, bf16 or int8, got '" + v + "'");
         } else if (a == "--files-from") {
             o.inputs.files_from.push_back(value(i));
         } else if (a == "-0") {
@@ -236,11 +224,11 @@ options parse_args(int argc, char** argv) {
             shard_count = value(i);
         } else if (a == "--output") {
             o.output = value(i);
-            if (o.output.empty()) usage_error("--output needs a folder");
+            if (o.output.empty()) cli::usage_error(program, "--output needs a folder");
         } else if (a == "--resume") {
             o.resume = true;
         } else if (a == "--chunk") {
-            o.chunk = parse_int(a, value(i), 1, 1000000);
+            o.chunk = cli::parse_int(program, a, value(i), 1, 1000000);
         } else if (a == "--text") {
             o.texts.push_back(value(i));
         } else if (a == "--tokens") {
@@ -249,12 +237,12 @@ options parse_args(int argc, char** argv) {
             o.labels.push_back(value(i));
         } else if (a == "--labels-file") {
             o.labels_file = value(i);
-            if (o.labels_file.empty()) usage_error("--labels-file needs a file");
+            if (o.labels_file.empty()) cli::usage_error(program, "--labels-file needs a file");
         } else if (a == "--template") {
             o.hypothesis_template = value(i);
             o.template_given = true;
         } else {
-            usage_error("unknown option '" + a + "'");
+            cli::usage_error(program, "unknown option '" + a + "'");
         }
     }
     try {
@@ -266,30 +254,30 @@ options parse_args(int argc, char** argv) {
         }
         if (o.template_given) labels::check_template(o.hypothesis_template, "--template");
     } catch (const vit::error& e) {
-        usage_error(e.what());
+        cli::usage_error(program, e.what());
     }
     if (!o.texts.empty()) {
-        if (!o.features) usage_error("--text goes with --features (it prints the text's embedding)");
+        if (!o.features) cli::usage_error(program, "--text goes with --features (it prints the text's embedding)");
         if (!o.inputs.args.empty() || !o.inputs.files_from.empty())
-            usage_error("--text reads no images; embed texts and images in separate runs");
-        if (o.zero_shot()) usage_error("--text does not go with --label or --labels-file");
+            cli::usage_error(program, "--text reads no images; embed texts and images in separate runs");
+        if (o.zero_shot()) cli::usage_error(program, "--text does not go with --label or --labels-file");
         if (!o.output.empty() || !o.attention_map.empty() || !o.save_input.empty())
-            usage_error("--text prints to standard output; --output, --attention-map and --save-input take images");
+            cli::usage_error(program, "--text prints to standard output; --output, --attention-map and --save-input take images");
     } else if (o.inputs.args.empty() && o.inputs.files_from.empty()) {
-        usage_error("no image given");
+        cli::usage_error(program, "no image given");
     }
-    if (o.tokens && o.texts.empty()) usage_error("--tokens goes with --text");
-    if (o.zero_shot() && o.features) usage_error("--label and --labels-file score labels; they do not go with --features");
-    if (o.template_given && !o.zero_shot()) usage_error("--template goes with --label or --labels-file");
-    if (o.logits && !o.json && o.output.empty()) usage_error("--logits goes with --json or --output");
-    if (o.resume && o.output.empty()) usage_error("--resume goes with --output");
-    if (o.normalize && !o.features) usage_error("--normalize goes with --features");
+    if (o.tokens && o.texts.empty()) cli::usage_error(program, "--tokens goes with --text");
+    if (o.zero_shot() && o.features) cli::usage_error(program, "--label and --labels-file score labels; they do not go with --features");
+    if (o.template_given && !o.zero_shot()) cli::usage_error(program, "--template goes with --label or --labels-file");
+    if (o.logits && !o.json && o.output.empty()) cli::usage_error(program, "--logits goes with --json or --output");
+    if (o.resume && o.output.empty()) cli::usage_error(program, "--resume goes with --output");
+    if (o.normalize && !o.features) cli::usage_error(program, "--normalize goes with --features");
     if (!o.output.empty() && (!o.attention_map.empty() || !o.save_input.empty()))
-        usage_error("--attention-map and --save-input take one image; they do not go with --output");
+        cli::usage_error(program, "--attention-map and --save-input take one image; they do not go with --output");
     try {
         o.shard = inputs::choose_shard(shard_flag, shard_count, inputs::getenv_string);
     } catch (const std::invalid_argument& e) {
-        usage_error(e.what());
+        cli::usage_error(program, e.what());
     }
     if (o.model.empty()) {
         const char* env = std::getenv("VIT_MODEL");

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <vit/vit.hpp>
 
+#include "common/cli.hpp"
 #include "common/hub.hpp"
 #include "exact.hpp"
 #ifdef VIT_HAVE_FAISS
@@ -72,25 +73,12 @@ struct options {
     int top_k = 10, threads = 0;
 };
 
-[[noreturn]] void usage_error(const std::string& msg) {
-    std::cerr << "vit-search: " << msg << "\n(see vit-search --help)\n";
-    std::exit(2);
-}
-
-int parse_int(const std::string& opt, const std::string& v, int lo, int hi) {
-    try {
-        std::size_t pos = 0;
-        const long x = std::stol(v, &pos);
-        if (pos == v.size() && x >= lo && x <= hi) return int(x);
-    } catch (const std::exception&) {
-    }
-    usage_error(opt + " takes a number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got '" + v + "'");
-}
+constexpr const char* program = "vit-search";
 
 options parse_args(int argc, char** argv) {
     options o;
     auto value = [&](int& i) -> std::string {
-        if (i + 1 >= argc) usage_error(std::string(argv[i]) + " needs a value");
+        if (i + 1 >= argc) cli::usage_error(program, std::string(argv[i]) + " needs a value");
         return argv[++i];
     };
     for (int i = 1; i < argc; ++i) {
@@ -117,13 +105,13 @@ options parse_args(int argc, char** argv) {
             o.text = value(i);
             o.text_given = true;
         } else if (a == "--top-k") {
-            o.top_k = parse_int(a, value(i), 1, 100000000);
+            o.top_k = cli::parse_int(program, a, value(i), 1, 100000000);
         } else if (a == "--json") {
             o.json = true;
         } else if (a == "--exact") {
             o.exact = true;
         } else if (a == "--threads") {
-            o.threads = parse_int(a, value(i), 1, 1024);
+            o.threads = cli::parse_int(program, a, value(i), 1, 1024);
         } else if (a == "--build-faiss") {
             o.build = true;
         } else if (a == "--faiss") {
@@ -131,20 +119,20 @@ options parse_args(int argc, char** argv) {
         } else if (a == "--faiss-params") {
             o.faiss_params = value(i);
         } else {
-            usage_error("unknown option '" + a + "'");
+            cli::usage_error(program, "unknown option '" + a + "'");
         }
     }
-    if (o.index.empty()) usage_error("--index DIR is required (the --output folder of vit-classify --features)");
+    if (o.index.empty()) cli::usage_error(program, "--index DIR is required (the --output folder of vit-classify --features)");
     const bool query = !o.image.empty() || o.text_given;
     if (o.build) {
-        if (query) usage_error("--build-faiss builds the index only; query in another run");
+        if (query) cli::usage_error(program, "--build-faiss builds the index only; query in another run");
     } else {
-        if (!o.faiss_spec.empty()) usage_error("--faiss SPEC goes with --build-faiss");
+        if (!o.faiss_spec.empty()) cli::usage_error(program, "--faiss SPEC goes with --build-faiss");
         if (o.image.empty() == !o.text_given)
-            usage_error(o.text_given ? "give either --text or --image, not both" : "give a query: --text Q or --image P");
+            cli::usage_error(program, o.text_given ? "give either --text or --image, not both" : "give a query: --text Q or --image P");
         if (o.model.empty()) {
             const char* env = std::getenv("VIT_MODEL");
-            if (!env || !*env) usage_error("--model M is required to embed the query (the model that embedded the images)");
+            if (!env || !*env) cli::usage_error(program, "--model M is required to embed the query (the model that embedded the images)");
             o.model = env;
         }
     }
