@@ -138,6 +138,24 @@ inline vit::image decode_one(const std::string& bytes, const std::string& name) 
 
 // POST /v2/models/NAME/infer. `body` is the whole body; `header_len` the
 // Inference-Header-Content-Length (npos when absent: all JSON).
+// The n elements of a binary BYTES tensor: each a 4-byte little-endian
+// length, then that many bytes, filling the data exactly.
+inline std::vector<std::string> split_binary_bytes(const std::string& raw, std::size_t n) {
+    std::vector<std::string> out;
+    std::size_t p = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (raw.size() - p < 4) throw vit::error("binary BYTES element truncated");
+        std::uint32_t len = 0;
+        for (int b = 3; b >= 0; --b) len = (len << 8) | static_cast<unsigned char>(raw[p + std::size_t(b)]);
+        p += 4;
+        if (len > raw.size() - p) throw vit::error("binary BYTES element truncated");
+        out.push_back(raw.substr(p, len));
+        p += len;
+    }
+    if (p != raw.size()) throw vit::error("binary data longer than its elements");
+    return out;
+}
+
 inline decoded_request decode_infer(const std::string& body, std::size_t header_len) {
     const bool binary = header_len != std::string::npos;
     if (binary && header_len > body.size()) throw vit::error("Inference-Header-Content-Length exceeds the body");
@@ -176,17 +194,9 @@ inline decoded_request decode_infer(const std::string& body, std::size_t header_
             const std::size_t n = std::size_t(shape[0]);
             if (n > 1024) throw vit::error("too many images in one request");
             if (has_raw) {
-                std::size_t p = 0;
-                for (std::size_t i = 0; i < n; ++i) {
-                    if (raw.size() - p < 4) throw vit::error("binary BYTES element truncated");
-                    std::uint32_t len = 0;
-                    for (int b = 3; b >= 0; --b) len = (len << 8) | static_cast<unsigned char>(raw[p + std::size_t(b)]);
-                    p += 4;
-                    if (len > raw.size() - p) throw vit::error("binary BYTES element truncated");
-                    r.images.push_back(decode_one(raw.substr(p, len), "image " + std::to_string(i)));
-                    p += len;
-                }
-                if (p != raw.size()) throw vit::error("binary data longer than its elements");
+                const std::vector<std::string> elements = split_binary_bytes(raw, n);
+                for (std::size_t i = 0; i < n; ++i)
+                    r.images.push_back(decode_one(elements[i], "image " + std::to_string(i)));
             } else {
                 const auto& data = in.at("data");
                 if (!data.is_array() || data.size() != n) throw vit::error("image data does not match its shape");
@@ -237,17 +247,8 @@ inline decoded_request decode_infer(const std::string& body, std::size_t header_
                 r.texts.push_back(std::move(t));
             };
             if (has_raw) {
-                std::size_t p = 0;
-                for (std::size_t i = 0; i < n; ++i) {
-                    if (raw.size() - p < 4) throw vit::error("binary BYTES element truncated");
-                    std::uint32_t len = 0;
-                    for (int b = 3; b >= 0; --b) len = (len << 8) | static_cast<unsigned char>(raw[p + std::size_t(b)]);
-                    p += 4;
-                    if (len > raw.size() - p) throw vit::error("binary BYTES element truncated");
-                    take(raw.substr(p, len), i);
-                    p += len;
-                }
-                if (p != raw.size()) throw vit::error("binary data longer than its elements");
+                std::vector<std::string> elements = split_binary_bytes(raw, n);
+                for (std::size_t i = 0; i < n; ++i) take(std::move(elements[i]), i);
             } else {
                 const auto& data = in.at("data");
                 if (!data.is_array() || data.size() != n) throw vit::error("text data does not match its shape");
