@@ -107,6 +107,23 @@ inline void set_architecture(config& c, const std::string& file) {
 }
 
 // The fields of the (vision) model's config that change the math.
+// config.json's hidden_act over `act`; what ("", "text ") starts the
+// field's name in messages.
+inline void read_hidden_act(const nlohmann::json& j, hidden_act& act, bool quick_gelu, const std::string& what,
+                            const std::string& file) {
+    if (!j.contains("hidden_act")) return;
+    const auto& v = j.at("hidden_act");
+    if (!v.is_string()) throw error(file + ": " + what + "'hidden_act' must be a string");
+    const std::string a = v.get<std::string>();
+    if (a == "gelu") act = hidden_act::gelu;
+    else if (a == "gelu_new" || a == "gelu_pytorch_tanh" || a == "gelu_fast") act = hidden_act::gelu_tanh;
+    else if (a == "relu") act = hidden_act::relu;
+    else if (a == "quick_gelu" && quick_gelu) act = hidden_act::quick_gelu;
+    else
+        throw error(file + ": " + what + "hidden_act '" + escape_for_message(a) + "' is not supported (gelu, gelu_new, " +
+                    "gelu_pytorch_tanh, relu" + (quick_gelu ? ", quick_gelu)" : ")"));
+}
+
 inline void read_fields(const nlohmann::json& j, config& c, const std::string& file) {
     if (j.contains("image_size")) {
         const auto& s = j.at("image_size");
@@ -137,18 +154,7 @@ inline void read_fields(const nlohmann::json& j, config& c, const std::string& f
         throw error(file + ": image_size is smaller than patch_size " + std::to_string(c.patch_size));
     bool quick_gelu = false;
     with_family(c.family, [&](auto f) { quick_gelu = decltype(f)::quick_gelu; });
-    if (j.contains("hidden_act")) {
-        const auto& v = j.at("hidden_act");
-        if (!v.is_string()) throw error(file + ": 'hidden_act' must be a string");
-        const std::string a = v.get<std::string>();
-        if (a == "gelu") c.act = hidden_act::gelu;
-        else if (a == "gelu_new" || a == "gelu_pytorch_tanh" || a == "gelu_fast") c.act = hidden_act::gelu_tanh;
-        else if (a == "relu") c.act = hidden_act::relu;
-        else if (a == "quick_gelu" && quick_gelu) c.act = hidden_act::quick_gelu;
-        else
-            throw error(file + ": hidden_act '" + escape_for_message(a) + "' is not supported (gelu, gelu_new, " +
-                        "gelu_pytorch_tanh, relu" + (quick_gelu ? ", quick_gelu)" : ")"));
-    }
+    read_hidden_act(j, c.act, quick_gelu, "", file);
     read_number(j, "layer_norm_eps", c.layer_norm_eps, 0, 1, false, file);
     read_bool(j, "qkv_bias", c.qkv_bias, file);
 }

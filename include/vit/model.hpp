@@ -269,11 +269,7 @@ private:
         // them; int8 keeps float32 attention (its accuracy, BENCHMARKS.md).
         attention_kernel_ = detail::resolve_attention<T>(compute == precision::bf16 ? detail::attention_kernel::bf16
                                                                                     : detail::attention_kernel::f32);
-        act_ = c.act == hidden_act::gelu         ? detail::activation::gelu_erf
-               : c.act == hidden_act::gelu_tanh  ? detail::activation::gelu_tanh
-               : c.act == hidden_act::relu       ? detail::activation::relu
-               : c.act == hidden_act::quick_gelu ? detail::activation::quick_gelu
-                                                 : detail::activation::none;
+        act_ = detail::to_activation(c.act);
         std::vector<detail::block_names> blocks(std::size_t(c.num_hidden_layers));
         detail::with_family(c.family, [&](auto f) {
             using F = decltype(f);

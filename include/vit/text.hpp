@@ -225,7 +225,7 @@ private:
         spare_ = std::make_unique<detail::workspace_cache<T>>(threads);
         attention_kernel_ = detail::resolve_attention<T>(
             opt.compute == precision::bf16 ? detail::attention_kernel::bf16 : detail::attention_kernel::f32);
-        act_ = detail::text_activation(c.act);
+        act_ = detail::to_activation(c.act);
         // The vision tower's encoder layer, read with the text tower's sizes.
         vit::config lc;
         lc.hidden_size = c.hidden_size;

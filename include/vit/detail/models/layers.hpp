@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "../../config.hpp"
 #include "../../error.hpp"
 #include "../../options.hpp"
 #include "../index.hpp"
@@ -16,6 +17,17 @@
 #include "family.hpp"
 
 namespace vit::detail {
+
+// The product epilogue's activation for a config's hidden_act.
+inline activation to_activation(hidden_act a) {
+    switch (a) {
+        case hidden_act::gelu: return activation::gelu_erf;
+        case hidden_act::gelu_tanh: return activation::gelu_tanh;
+        case hidden_act::relu: return activation::relu;
+        case hidden_act::quick_gelu: return activation::quick_gelu;
+    }
+    return activation::none;
+}
 
 template <class T>
 layer_norm<T> load_layer_norm(const weight_source& w, const std::string& name, index_t hidden, double eps) {

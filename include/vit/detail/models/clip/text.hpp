@@ -41,10 +41,7 @@ struct clip_text_family {
     }
 
     static text_tensor_names tensors(const std::string& prefix, const std::string& architecture) {
-        text_tensor_names n;
-        n.token_embedding = prefix + "embeddings.token_embedding.weight";
-        n.position_embedding = prefix + "embeddings.position_embedding.weight";
-        n.final_norm = prefix + "final_layer_norm";
+        text_tensor_names n = text_tensor_names::under(prefix);
         // CLIPTextModel has no projection (text_embeds = pooler_output);
         // CLIPModel and ...WithProjection must have one.
         if (architecture != "CLIPTextModel") n.projection = "text_projection";

@@ -37,10 +37,7 @@ struct siglip_text_family {
     }
 
     static text_tensor_names tensors(const std::string& prefix, const std::string&) {
-        text_tensor_names n;
-        n.token_embedding = prefix + "embeddings.token_embedding.weight";
-        n.position_embedding = prefix + "embeddings.position_embedding.weight";
-        n.final_norm = prefix + "final_layer_norm";
+        text_tensor_names n = text_tensor_names::under(prefix);
         n.pooler_head = prefix + "head";
         return n;
     }

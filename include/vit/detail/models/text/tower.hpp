@@ -51,17 +51,16 @@ struct text_tensor_names {
     std::string pooler_head;  // Linear H -> P' with bias on the pooled row, giving pooler_output, or empty
     std::string projection;   // Linear without bias on pooler_output, giving text_embeds, or empty
     bool projection_optional = false;  // read when the file holds it
-};
 
-inline activation text_activation(hidden_act a) {
-    switch (a) {
-        case hidden_act::gelu: return activation::gelu_erf;
-        case hidden_act::gelu_tanh: return activation::gelu_tanh;
-        case hidden_act::relu: return activation::relu;
-        case hidden_act::quick_gelu: return activation::quick_gelu;
+    // The names CLIP and SigLIP share (embeddings, final LayerNorm) under prefix.
+    static text_tensor_names under(const std::string& prefix) {
+        text_tensor_names n;
+        n.token_embedding = prefix + "embeddings.token_embedding.weight";
+        n.position_embedding = prefix + "embeddings.position_embedding.weight";
+        n.final_norm = prefix + "final_layer_norm";
+        return n;
     }
-    return activation::none;
-}
+};
 
 // The tower's fields of `j` (a text_config object or a text model's
 // config), over the defaults in `c`.
@@ -71,18 +70,7 @@ inline void read_text_fields(const nlohmann::json& j, text_config& c, const std:
     read_int(j, "num_attention_heads", c.num_attention_heads, 1, 4096, file);
     read_int(j, "intermediate_size", c.intermediate_size, 1, 262144, file);
     read_number(j, "layer_norm_eps", c.layer_norm_eps, 0, 1, false, file);
-    if (j.contains("hidden_act")) {
-        const auto& v = j.at("hidden_act");
-        if (!v.is_string()) throw error(file + ": text 'hidden_act' must be a string");
-        const std::string a = v.get<std::string>();
-        if (a == "gelu") c.act = hidden_act::gelu;
-        else if (a == "gelu_new" || a == "gelu_pytorch_tanh" || a == "gelu_fast") c.act = hidden_act::gelu_tanh;
-        else if (a == "relu") c.act = hidden_act::relu;
-        else if (a == "quick_gelu") c.act = hidden_act::quick_gelu;
-        else
-            throw error(file + ": text hidden_act '" + escape_for_message(a) +
-                        "' is not supported (gelu, gelu_new, gelu_pytorch_tanh, relu, quick_gelu)");
-    }
+    read_hidden_act(j, c.act, true, "text ", file);
     if (c.hidden_size % c.num_attention_heads != 0)
         throw error(file + ": text hidden_size " + std::to_string(c.hidden_size) +
                     " is not a multiple of num_attention_heads " + std::to_string(c.num_attention_heads));
