@@ -130,3 +130,25 @@ def classify_json(model, *files, top=5):
     out = subprocess.run([CLASSIFY, "--model", model, "--json", "--logits", "--top-k", str(top), *files],
                          check=True, capture_output=True, text=True).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def run_tests(namespace, argv):
+    """Runs the test_* functions of a module's namespace (or those named in
+    argv), reports every failure, and returns the exit status."""
+    tests = {k: v for k, v in namespace.items() if k.startswith("test_") and callable(v)}
+    names = argv or list(tests)
+    failed = []
+    for n in names:
+        if n not in tests:
+            print("no test %s (have: %s)" % (n, " ".join(tests)))
+            return 2
+        t0 = time.monotonic()
+        try:
+            tests[n]()
+            print("ok   %s (%.1f s)" % (n, time.monotonic() - t0))
+        except Exception as e:  # report every failing test, then fail
+            import traceback
+            traceback.print_exc()
+            print("FAIL %s: %s" % (n, e))
+            failed.append(n)
+    return 1 if failed else 0

@@ -397,23 +397,7 @@ def test_nginx_in_front():
 
 
 def main(argv):
-    tests = {k: v for k, v in globals().items() if k.startswith("test_") and callable(v)}
-    names = argv or list(tests)
-    failed = []
-    for n in names:
-        if n not in tests:
-            print("no test %s (have: %s)" % (n, " ".join(tests)))
-            return 2
-        t0 = time.monotonic()
-        try:
-            tests[n]()
-            print("ok   %s (%.1f s)" % (n, time.monotonic() - t0))
-        except Exception as e:  # report every failing test, then fail
-            import traceback
-            traceback.print_exc()
-            print("FAIL %s: %s" % (n, e))
-            failed.append(n)
-    return 1 if failed else 0
+    return S.run_tests(globals(), argv)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,9 @@ reference.safetensors / reference.json: zeroshot.*, text.NNN.*).
   /usr/bin/python3 tests/serve/test_text.py [TEST...]   (no name: all)
 
 ctest runs one entry per test_* function (tests/serve/CMakeLists.txt)."""
-import base64
 import json
 import os
-import struct
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -66,7 +63,7 @@ def metric(url, name):
 
 def zero_shot_forms(fixture):
     ref, meta = refs(fixture)
-    labels, L = meta["zeroshot"]["labels"], len(meta["zeroshot"]["labels"])
+    labels = meta["zeroshot"]["labels"]
     probs, logits = ref["zeroshot.probs"].astype(np.float64), ref["zeroshot.logits_per_image"].astype(np.float64)
     sigmoid = meta["zeroshot"]["scores"].startswith("sigmoid")
     # The comma-separated form cannot carry a label with a comma: those left
@@ -266,23 +263,7 @@ def test_text_hostile():
 
 
 def main(argv):
-    tests = {k: v for k, v in globals().items() if k.startswith("test_") and callable(v)}
-    names = argv or list(tests)
-    failed = []
-    for n in names:
-        if n not in tests:
-            print("no test %s (have: %s)" % (n, " ".join(tests)))
-            return 2
-        t0 = time.monotonic()
-        try:
-            tests[n]()
-            print("ok   %s (%.1f s)" % (n, time.monotonic() - t0))
-        except Exception as e:  # report every failing test, then fail
-            import traceback
-            traceback.print_exc()
-            print("FAIL %s: %s" % (n, e))
-            failed.append(n)
-    return 1 if failed else 0
+    return S.run_tests(globals(), argv)
 
 
 if __name__ == "__main__":
