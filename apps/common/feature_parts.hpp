@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <vit/detail/io/mapped_file.hpp>
 #include <vit/error.hpp>
 
 #include "common/parts.hpp"
@@ -31,24 +32,23 @@ struct npy_shape {
 };
 
 // Reads the header of a NumPy format 1.x/2.x/3.x file: only '<f4' [rows, width] in C order.
-inline npy_shape read_npy_header(int f, const std::string& path, std::uint64_t file_size) {
-    unsigned char pre[12] = {};
-    if (file_size < 10 || ::pread(f, pre, sizeof pre, 0) < 10 || std::string(reinterpret_cast<char*>(pre), 6) != "\x93NUMPY")
+inline npy_shape read_npy_header(const unsigned char* file, std::uint64_t file_size, const std::string& path) {
+    if (file_size < 10 || std::string(reinterpret_cast<const char*>(file), 6) != "\x93NUMPY")
         throw vit::error(path + ": not a .npy file (no \\x93NUMPY magic)");
-    const int major = pre[6];
+    const int major = file[6];
     std::uint64_t len = 0, start = 0;
     if (major == 1) {
-        len = pre[8] | (std::uint64_t(pre[9]) << 8);
+        len = file[8] | (std::uint64_t(file[9]) << 8);
         start = 10;
     } else if (major == 2 || major == 3) {
-        len = pre[8] | (std::uint64_t(pre[9]) << 8) | (std::uint64_t(pre[10]) << 16) | (std::uint64_t(pre[11]) << 24);
+        if (file_size < 12) throw vit::error(path + ": its .npy header is cut short or too long");
+        len = file[8] | (std::uint64_t(file[9]) << 8) | (std::uint64_t(file[10]) << 16) | (std::uint64_t(file[11]) << 24);
         start = 12;
     } else {
         throw vit::error(path + ": .npy format version " + std::to_string(major) + " is not one NumPy writes (1, 2 or 3)");
     }
     if (len > 65536 || start + len > file_size) throw vit::error(path + ": its .npy header is cut short or too long");
-    std::string h(len, '\0');
-    if (::pread(f, &h[0], len, off_t(start)) != ssize_t(len)) throw vit::error(path + ": cannot read its .npy header");
+    const std::string h(reinterpret_cast<const char*>(file) + start, std::size_t(len));
     auto field = [&](const char* key) -> std::string {
         const auto k = h.find(std::string("'") + key + "'");
         if (k == std::string::npos) throw vit::error(path + ": its .npy header has no '" + key + "'");
@@ -195,35 +195,23 @@ public:
     // An empty path: no rows.
     explicit mapped_rows(const std::string& path) : path_(path) {
         if (path.empty()) return;
-        const parts::fd f = parts::open_file(path, O_RDONLY);
-        struct stat st {};
-        if (::fstat(f.get(), &st) != 0) throw parts::sys_error(path, "cannot stat");
-        shape_ = read_npy_header(f.get(), path, std::uint64_t(st.st_size));
-        size_ = std::size_t(shape_.data_offset + shape_.rows * shape_.width * 4);
-        if (shape_.rows == 0) return;
-        void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, f.get(), 0);
-        if (p == MAP_FAILED) throw parts::sys_error(path, "cannot map");
-        ::madvise(p, size_, MADV_SEQUENTIAL);  // read once, front to back
-        base_ = static_cast<const char*>(p);
+        file_ = vit::detail::mapped_file(path);
+        shape_ = read_npy_header(file_.data(), file_.size(), path);
+        if (shape_.rows > 0)  // read once, front to back
+            ::madvise(const_cast<unsigned char*>(file_.data()), file_.size(), MADV_SEQUENTIAL);
     }
-    ~mapped_rows() {
-        if (base_) ::munmap(const_cast<char*>(base_), size_);
-    }
-    mapped_rows(const mapped_rows&) = delete;
-    mapped_rows& operator=(const mapped_rows&) = delete;
 
     std::size_t rows() const { return std::size_t(shape_.rows); }
     std::size_t width() const { return std::size_t(shape_.width); }
     const float* row(std::size_t r) const {
-        return reinterpret_cast<const float*>(base_ + shape_.data_offset) + r * shape_.width;
+        return reinterpret_cast<const float*>(file_.data() + shape_.data_offset) + r * shape_.width;
     }
     const std::string& path() const { return path_; }
 
 private:
     std::string path_;
+    vit::detail::mapped_file file_;
     npy_shape shape_;
-    std::size_t size_ = 0;
-    const char* base_ = nullptr;
 };
 
 // A part ready to scan: its records checked against its rows.
