@@ -169,28 +169,17 @@ public:
         if (opt.output_attentions) out.attentions.assign(layers_.size(), matrix<T>(B * heads * Tk, Tk));
         if (opt.profile) ++opt.profile->calls;
         // A batch runs as groups of about group_rows tokens, so a group's
-        // activations stay in the caches (BENCHMARKS.md).
-        const index_t group = std::max<index_t>(1, group_rows / Tk);
-        index_t b0 = 0;
-        // While there is a group for every pool thread, each thread runs its
-        // own group through the whole model in its own workspace (no joins,
-        // no activations read across cores); a single image, or the groups
-        // left over, run on all threads together. Every output element takes
-        // the same operations either way, so the results are bit-identical.
+        // activations stay in the caches (BENCHMARKS.md); see run_groups.
         const index_t lanes = w.threads();
-        if (lanes > 1 && B >= lanes * group) {
-            w.make_lanes(int(lanes));
-            std::vector<vit::profile> lane_profile(opt.profile ? std::size_t(lanes) : 0);
-            for (; b0 + lanes * group <= B; b0 += lanes * group)
-                w.pool_.for_each_thread([&](index_t t) {
-                    forward_options lane_opt = opt;
-                    lane_opt.profile = opt.profile ? &lane_profile[std::size_t(t)] : nullptr;
-                    run_group(px, b0 + t * group, group, lane_opt, *w.lanes_[std::size_t(t)], out);
-                });
-            // A stage's wall time is the lanes' average (they ran side by side).
-            for (const vit::profile& p : lane_profile) opt.profile->add(p, 1.0 / double(lanes));
-        }
-        for (; b0 < B; b0 += group) run_group(px, b0, std::min(group, B - b0), opt, w, out);
+        std::vector<vit::profile> lane_profile(opt.profile ? std::size_t(lanes) : 0);
+        w.run_groups(B, std::max<index_t>(1, group_rows / Tk), [&](index_t b0, index_t n, workspace<T>& ws, index_t t) {
+            if (t < 0 || !opt.profile) return run_group(px, b0, n, opt, ws, out);
+            forward_options lane_opt = opt;
+            lane_opt.profile = &lane_profile[std::size_t(t)];
+            run_group(px, b0, n, lane_opt, ws, out);
+        });
+        // A stage's wall time is the lanes' average (they ran side by side).
+        for (const vit::profile& p : lane_profile) opt.profile->add(p, 1.0 / double(lanes));
         return out;
     }
 

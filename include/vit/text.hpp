@@ -170,21 +170,9 @@ public:
         if (opt.output_last_hidden_state) out.last_hidden_state.resize(B * Tk, config_.hidden_size);
         out.pooler_output.resize(B, pooler_size_);
         out.text_embeds.resize(B, embed_size_);
-        workspace<T>& w = *ws;
-        const index_t group = std::max<index_t>(1, group_rows / Tk);
-        index_t b0 = 0;
-        // As basic_model::forward: a group per pool thread while there are
-        // enough, each in its own workspace; the rest on all threads together.
-        // The results are the same bit for bit either way.
-        const index_t lanes = w.threads();
-        if (lanes > 1 && B >= lanes * group) {
-            w.make_lanes(int(lanes));
-            for (; b0 + lanes * group <= B; b0 += lanes * group)
-                w.pool_.for_each_thread([&](index_t t) {
-                    run_group(tokens, valid, pooled, b0 + t * group, group, Tk, opt, *w.lanes_[std::size_t(t)], out);
-                });
-        }
-        for (; b0 < B; b0 += group) run_group(tokens, valid, pooled, b0, std::min(group, B - b0), Tk, opt, w, out);
+        ws->run_groups(B, std::max<index_t>(1, group_rows / Tk), [&](index_t b0, index_t n, workspace<T>& w, index_t) {
+            run_group(tokens, valid, pooled, b0, n, Tk, opt, w, out);
+        });
         return out;
     }
 

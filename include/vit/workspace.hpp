@@ -65,6 +65,24 @@ private:
         while (int(lanes_.size()) < n) lanes_.push_back(std::make_unique<workspace>(1));
     }
 
+    // A batch of B items in groups of `group`: while there is a group for
+    // every pool thread, each thread runs its own group in its own lane
+    // workspace (no joins, no activations read across cores); the groups
+    // left over run on all threads together. run(b0, n, ws, lane) with lane
+    // -1 for the shared groups. Every item takes the same operations either
+    // way, so results do not depend on the split.
+    template <class Run>
+    void run_groups(detail::index_t B, detail::index_t group, Run&& run) {
+        const detail::index_t lanes = threads();
+        detail::index_t b0 = 0;
+        if (lanes > 1 && B >= lanes * group) {
+            make_lanes(int(lanes));
+            for (; b0 + lanes * group <= B; b0 += lanes * group)
+                pool_.for_each_thread([&](detail::index_t t) { run(b0 + t * group, group, *lanes_[std::size_t(t)], t); });
+        }
+        for (; b0 < B; b0 += group) run(b0, std::min(group, B - b0), *this, detail::index_t(-1));
+    }
+
     static constexpr int parts = 7;
     detail::thread_pool pool_;
     std::vector<std::unique_ptr<workspace>> lanes_;
