@@ -3,10 +3,6 @@
 // every epilogue and residual aliasing.
 #include <catch2/catch.hpp>
 
-// GCC 12 for aarch64 warns that load_linear's std::variant move reads an
-// uninitialised pointer: a false positive (the x86 build does not see it).
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
 #include <array>
 #include <cmath>
 #include <cstdint>

@@ -53,10 +53,13 @@ template <class T>
 linear<T> load_linear(const weight_source& src, const linear_spec& s, precision want, bool defer = false) {
     const index_t parts = index_t(s.names.size()), rows = parts * s.out;
     const std::vector<index_t> shape = s.file_shape.empty() ? std::vector<index_t>{s.out, s.in} : s.file_shape;
-    std::vector<T> bias;
+    // One object, built in place and returned by name on every path: GCC 12
+    // for aarch64 reports a false -Wmaybe-uninitialized when a std::variant
+    // holding an int8 product is moved.
+    linear<T> layer;
     for (const auto& n : s.names) {
         const std::vector<T> b = s.has_bias ? src.read<T>(n + ".bias", {s.out}) : std::vector<T>(std::size_t(s.out), T(0));
-        bias.insert(bias.end(), b.begin(), b.end());
+        layer.bias.insert(layer.bias.end(), b.begin(), b.end());
     }
     std::size_t int8_parts = 0;
     for (const auto& n : s.names) int8_parts += src.dtype_of(n + ".weight") == dtype::i8;
@@ -73,18 +76,18 @@ linear<T> load_linear(const weight_source& src, const linear_spec& s, precision 
             scales.insert(scales.end(), sc.begin(), sc.end());
         }
         if constexpr (std::is_same<T, float>::value) {
-            return linear<T>(packed_linear_int8(w8.data(), scales.data(), rows, s.in), std::move(bias));
+            layer.product.template emplace<packed_linear_int8>(w8.data(), scales.data(), rows, s.in);
         } else {
             std::vector<T> deq(w8.size());
             for (std::size_t i = 0; i < deq.size(); ++i) deq[i] = T(w8[i]) * T(scales[i / std::size_t(s.in)]);
-            return linear<T>(packed_linear<T>(deq.data(), rows, s.in), std::move(bias));
+            layer.product.template emplace<packed_linear<T>>(deq.data(), rows, s.in);
         }
+        return layer;
     }
     const precision mode = std::is_same<T, float>::value ? want : precision::f32;
     std::vector<typename weight_source::template view<T>> views;
     for (const auto& n : s.names) views.push_back(src.read_view<T>(n + ".weight", shape));
     const index_t out = s.out, in = s.in;
-    linear<T> layer;
     if constexpr (std::is_same<T, float>::value) {
         bool in_file = true;
         for (const auto& v : views) in_file = in_file && v.owned.empty();
@@ -101,23 +104,23 @@ linear<T> load_linear(const weight_source& src, const linear_spec& s, precision 
             f.release = [store, sources] {
                 for (const tensor_ref* t : sources) store->release(*t);
             };
-            layer.set_deferred(std::move(bias), std::move(f));
+            layer.set_deferred(std::move(f));
             return layer;
         }
     }
     auto row = [&views, out, in](index_t j) { return views[std::size_t(j / out)].data + (j % out) * in; };
     if (mode == precision::f32) {
-        layer = linear<T>(packed_linear<T>(row, rows, in), std::move(bias));
+        layer.product.template emplace<packed_linear<T>>(row, rows, in);
     } else if constexpr (std::is_same<T, float>::value) {
         if (mode == precision::bf16) {
             std::vector<float> weight(std::size_t(rows * in));
             for (index_t j = 0; j < rows; ++j) std::copy(row(j), row(j) + in, weight.data() + j * in);
-            layer = linear<T>(packed_linear_bf16(weight.data(), rows, in), std::move(bias));
+            layer.product.template emplace<packed_linear_bf16>(weight.data(), rows, in);
         } else {  // int8, quantized at load as vit-convert would, straight from the file's rows
             std::vector<std::int8_t> w8;
             std::vector<float> scales;
             packed_linear_int8::quantize_rows(row, rows, in, w8, scales);
-            layer = linear<T>(packed_linear_int8(w8.data(), scales.data(), rows, in), std::move(bias));
+            layer.product.template emplace<packed_linear_int8>(w8.data(), scales.data(), rows, in);
         }
     }
     for (const auto& v : views) src.release(v.source);

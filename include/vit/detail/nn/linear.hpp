@@ -54,8 +54,7 @@ struct linear {
     linear(product_for<T> p, std::vector<T> b) : product(std::move(p)), bias(std::move(b)) {}
 
     // A layer run from the file's weights until try_pack() or pack_now().
-    void set_deferred(std::vector<T> b, file_weights f) {
-        bias = std::move(b);
+    void set_deferred(file_weights f) {
         deferred_ = std::make_unique<deferred>();
         deferred_->file = std::move(f);
         const file_weights& w = deferred_->file;
