@@ -49,9 +49,13 @@ fi
 san="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
 # GCC 12 warns about libstdc++ <regex> (Catch2 uses it) under -fsanitize: false positives.
 warn="-Wno-maybe-uninitialized"
+# -O1 with line tables only: about half the build time of -O2 -g, and the
+# reports still name file and line.
+opt="-O1 -g1 -DNDEBUG"
 step "ASan+UBSan build"
 cmake -S "$src" -B "$root/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_FLAGS="$san $warn" -DCMAKE_EXE_LINKER_FLAGS="$san" \
+  -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_FLAGS="$san $warn" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$opt" \
+  -DCMAKE_EXE_LINKER_FLAGS="$san" \
   -DVIT_BUILD_APPS=OFF -DVIT_BUILD_EXAMPLES=OFF -DVIT_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build "$root/build-asan" --target vit_tests -j "$jobs"
 
@@ -71,7 +75,8 @@ if dpkg -s libboost-dev >/dev/null 2>&1; then
   # initialised error categories as "invalid vptr" (a known false positive,
   # reported against Boost for years); every other check stays on.
   cmake -S "$src" -B "$root/build-asan-serve" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_FLAGS="$san -fno-sanitize=vptr $warn" -DCMAKE_EXE_LINKER_FLAGS="$san" \
+    -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_FLAGS="$san -fno-sanitize=vptr $warn" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$opt" \
+    -DCMAKE_EXE_LINKER_FLAGS="$san" \
     -DVIT_BUILD_BENCHMARKS=OFF >/dev/null
   cmake --build "$root/build-asan-serve" --target vit-serve vit-classify -j "$jobs"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1 \
