@@ -42,6 +42,16 @@ if os.environ.get("VIT_WITH_LIBJPEG", "1") != "0" and first_dir(["/usr/include",
     libraries.append("jpeg")
     macros.append(("VIT_HAVE_LIBJPEG", "1"))
 
+# The tokenizers of the text towers (vit::text in CMake): utf8proc for both,
+# sentencepiece for SigLIP's; without one, that tokenizer throws vit.Error naming it.
+inc_dirs = ["/usr/include", "/usr/local/include"]
+if first_dir(inc_dirs, "utf8proc.h") and first_dir(lib_dirs, "libutf8proc.so"):
+    libraries.append("utf8proc")
+    macros.append(("VIT_HAVE_UTF8PROC", "1"))
+if first_dir(inc_dirs, "sentencepiece_processor.h") and first_dir(lib_dirs, "libsentencepiece.so"):
+    libraries.append("sentencepiece")
+    macros.append(("VIT_HAVE_SENTENCEPIECE", "1"))
+
 ext = Pybind11Extension(
     "vit._vit",
     sources,

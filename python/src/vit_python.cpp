@@ -8,9 +8,12 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -86,6 +89,31 @@ std::vector<image_source> sources(const py::list& images) {
     return out;
 }
 
+// A list of str (texts or labels) as UTF-8 strings; `what` names them in errors.
+std::vector<std::string> strings(const py::list& items, const char* what) {
+    std::vector<std::string> out;
+    out.reserve(items.size());
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        py::handle h = items[i];
+        if (!py::isinstance<py::str>(h))
+            throw vit::error(std::string(what) + " " + std::to_string(i) + ": expected a str, got " +
+                             py::str(py::type::handle_of(h).attr("__name__")).cast<std::string>());
+        out.push_back(h.cast<std::string>());
+    }
+    if (out.empty()) throw vit::error(std::string("no ") + what + "s");
+    return out;
+}
+
+// Each row over its L2 norm (in double), as vit-classify --normalize.
+void l2_normalize_rows(vit::matrix<float>& m) {
+    for (Eigen::Index r = 0; r < m.rows(); ++r) {
+        double ss = 0;
+        for (Eigen::Index j = 0; j < m.cols(); ++j) ss += double(m(r, j)) * double(m(r, j));
+        if (ss > 0)
+            for (Eigen::Index j = 0; j < m.cols(); ++j) m(r, j) = float(double(m(r, j)) / std::sqrt(ss));
+    }
+}
+
 // Runs without the GIL.
 vit::image decode(const image_source& s) {
     switch (s.kind) {
@@ -127,6 +155,7 @@ public:
             throw vit::error("load_model: threads must be 1 to 1024 (or None for every core), got " + std::to_string(threads));
         lo.threads = threads;
         dtype_ = lo.compute;
+        load_ = lo;
         py::gil_scoped_release nogil;
         dir_ = hub::resolve_model(path_or_id);
         model_ = std::make_unique<vit::model>(vit::load_model(dir_, lo));
@@ -162,15 +191,78 @@ public:
                 rows->middleRows(r0, o.batch) = model_->embedding(o);
                 r0 += o.batch;
             });
-            if (normalize)
-                for (Eigen::Index r = 0; r < rows->rows(); ++r) {
-                    double ss = 0;
-                    for (Eigen::Index j = 0; j < D; ++j) ss += double((*rows)(r, j)) * double((*rows)(r, j));
-                    if (ss > 0)
-                        for (Eigen::Index j = 0; j < D; ++j) (*rows)(r, j) = float(double((*rows)(r, j)) / std::sqrt(ss));
-                }
+            if (normalize) l2_normalize_rows(*rows);
         }
         return adopt(rows, rows->data(), {py::ssize_t(src.size()), D});
+    }
+
+    // Each text's text_embeds [N, P] (projected; L2-normalised rows with normalize).
+    py::array_t<float> embed_text(const py::list& texts, bool normalize) const {
+        const std::vector<std::string> t = strings(texts, "text");
+        auto rows = std::make_shared<vit::matrix<float>>();
+        {
+            py::gil_scoped_release nogil;
+            *rows = text_tower()->embed(t);
+            if (normalize) l2_normalize_rows(*rows);
+        }
+        return adopt(rows, rows->data(), {rows->rows(), rows->cols()});
+    }
+
+    // Each text's input_ids as the text tower gets them, its padding left out.
+    std::vector<std::vector<std::int64_t>> tokenize(const py::list& texts) const {
+        const std::vector<std::string> t = strings(texts, "text");
+        std::vector<std::vector<std::int64_t>> out;
+        py::gil_scoped_release nogil;
+        const vit::token_batch b = text_tower()->encode(t);
+        for (std::size_t i = 0; i < b.input_ids.size(); ++i) {
+            std::vector<std::int64_t> ids;
+            for (std::size_t k = 0; k < b.input_ids[i].size(); ++k)
+                if (b.attention_mask.empty() || b.attention_mask[i][k]) ids.push_back(b.input_ids[i][k]);
+            out.push_back(std::move(ids));
+        }
+        return out;
+    }
+
+    // Per image, the labels best first by the pipeline's probs (CLIP softmax, SigLIP sigmoid).
+    std::vector<std::vector<vit::prediction>> zero_shot(const py::list& images, const py::list& labels,
+                                                        const std::string& hypothesis_template, int top_k,
+                                                        int batch_size) const {
+        if (top_k < 0) throw vit::error("zero_shot: top_k must be >= 1, got " + std::to_string(top_k));
+        const std::vector<std::string> names = strings(labels, "label");
+        const std::vector<image_source> src = sources(images);
+        std::vector<std::vector<vit::prediction>> out;
+        py::gil_scoped_release nogil;
+        zero_shot_run(src, names, hypothesis_template, batch_size, [&](const vit::zero_shot_scores<float>& s) {
+            for (Eigen::Index r = 0; r < s.probs.rows(); ++r) {
+                const float* p = s.probs.row(r).data();
+                std::vector<int> order(names.size());
+                for (std::size_t j = 0; j < order.size(); ++j) order[j] = int(j);
+                std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return p[a] > p[b]; });
+                if (top_k > 0 && std::size_t(top_k) < order.size()) order.resize(std::size_t(top_k));
+                std::vector<vit::prediction> best;
+                for (int j : order) best.push_back({names[std::size_t(j)], j, double(p[j])});
+                out.push_back(std::move(best));
+            }
+        });
+        return out;
+    }
+
+    // logits_per_image [n_images, n_labels]: exp(logit_scale) * cos (+ logit_bias, SigLIP).
+    py::array_t<float> zero_shot_logits(const py::list& images, const py::list& labels,
+                                        const std::string& hypothesis_template, int batch_size) const {
+        const std::vector<std::string> names = strings(labels, "label");
+        const std::vector<image_source> src = sources(images);
+        auto rows = std::make_shared<vit::matrix<float>>();
+        {
+            py::gil_scoped_release nogil;
+            rows->resize(Eigen::Index(src.size()), Eigen::Index(names.size()));
+            Eigen::Index r0 = 0;
+            zero_shot_run(src, names, hypothesis_template, batch_size, [&](const vit::zero_shot_scores<float>& s) {
+                rows->middleRows(r0, s.logits_per_image.rows()) = s.logits_per_image;
+                r0 += s.logits_per_image.rows();
+            });
+        }
+        return adopt(rows, rows->data(), {rows->rows(), rows->cols()});
     }
 
     py::array_t<float> preprocess(const py::list& images) const {
@@ -296,9 +388,43 @@ private:
         }
     }
 
+    // The text tower, loaded on the first text call (a vision-only checkpoint
+    // loads as before; the call then throws load_text_model's error).
+    std::shared_ptr<const vit::text_model> text_tower() const {
+        std::lock_guard<std::mutex> lock(text_mutex_);
+        if (zero_shot_) return std::shared_ptr<const vit::text_model>(zero_shot_, &zero_shot_->text());
+        if (!text_) text_ = std::make_shared<const vit::text_model>(vit::load_text_model(dir_, load_));
+        return text_;
+    }
+
+    // Both towers and logit_scale (logit_bias), loaded on the first zero-shot call.
+    std::shared_ptr<const vit::zero_shot_model> zero_shot_model() const {
+        std::lock_guard<std::mutex> lock(text_mutex_);
+        if (!zero_shot_) {
+            zero_shot_ = std::make_shared<const vit::zero_shot_model>(vit::load_zero_shot_model(dir_, load_));
+            text_.reset();  // its text tower serves the text calls from now on
+        }
+        return zero_shot_;
+    }
+
+    // The labels' embeddings once, then the images batch by batch through
+    // this model's image tower (as vit-classify --label), without the GIL.
+    template <class F>
+    void zero_shot_run(const std::vector<image_source>& src, const std::vector<std::string>& labels,
+                       const std::string& hypothesis_template, int batch_size, F&& each) const {
+        if (batch_size < 1) throw vit::error("batch_size must be >= 1, got " + std::to_string(batch_size));
+        const std::shared_ptr<const vit::zero_shot_model> zs = zero_shot_model();
+        const vit::matrix<float> label_embeds = zs->label_embeddings(labels, hypothesis_template);
+        run_batches(src, batch_size, [&](const vit::output<float>& o) { each(zs->scores(model_->embedding(o), label_embeds)); });
+    }
+
     std::string dir_;
     vit::precision dtype_ = vit::precision::f32;
     std::unique_ptr<vit::model> model_;
+    vit::load_options load_;
+    mutable std::mutex text_mutex_;
+    mutable std::shared_ptr<const vit::text_model> text_;
+    mutable std::shared_ptr<const vit::zero_shot_model> zero_shot_;
 };
 
 }  // namespace
@@ -323,6 +449,12 @@ PYBIND11_MODULE(_vit, m) {
              py::arg("threads"))
         .def("classify", &py_model::classify, py::arg("images"), py::arg("top_k"), py::arg("batch_size"))
         .def("embed", &py_model::embed, py::arg("images"), py::arg("normalize"), py::arg("batch_size"))
+        .def("embed_text", &py_model::embed_text, py::arg("texts"), py::arg("normalize"))
+        .def("tokenize", &py_model::tokenize, py::arg("texts"))
+        .def("zero_shot", &py_model::zero_shot, py::arg("images"), py::arg("labels"), py::arg("template"),
+             py::arg("top_k"), py::arg("batch_size"))
+        .def("zero_shot_logits", &py_model::zero_shot_logits, py::arg("images"), py::arg("labels"),
+             py::arg("template"), py::arg("batch_size"))
         .def("preprocess", &py_model::preprocess, py::arg("images"))
         .def("forward", &py_model::forward, py::arg("pixel_values"), py::arg("output_hidden_states"),
              py::arg("output_attentions"))

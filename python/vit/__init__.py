@@ -6,6 +6,13 @@ header-only C++ library, bit-compatible with transformers.
     for p in model.classify(["cat.jpg"], top_k=3)[0]:
         print(f"{p.score:.4f}  {p.label}")
 
+CLIP and SigLIP checkpoints also embed texts and score labels zero-shot:
+
+    model = vit.load_model("openai/clip-vit-base-patch32")
+    model.embed_text(["a photo of a cat"])                   # text_embeds, float32 [N, P]
+    for p in model.zero_shot("cat.jpg", ["cat", "dog"])[0]:   # the pipeline's probs, best first
+        print(f"{p.score:.4f}  {p.label}")
+
 Images may be paths (str or os.PathLike), encoded bytes (JPEG, PNG, ...),
 PIL.Image.Image or numpy uint8 arrays [H, W, 3] (RGB), mixed in one list.
 Every call that decodes or computes releases the GIL, and a Model may be
@@ -55,6 +62,15 @@ def _image_list(images):
     return [_image_arg(i) for i in images]
 
 
+def _text_list(texts, what="text"):
+    """A list of str; a single str is a list of one (the extension checks the items)."""
+    if isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, (bytes, bytearray)) or not hasattr(texts, "__iter__"):
+        raise Error(f"expected a str or a list of str ({what}s), got {type(texts).__name__}")
+    return list(texts)
+
+
 class Model:
     """A checkpoint loaded for inference. Thread-safe: share one across threads."""
 
@@ -72,6 +88,29 @@ class Model:
     def embed(self, images, normalize=False, batch_size=8):
         """The family's image embedding (see embedding_kind), float32 [N, D]."""
         return self._m.embed(_image_list(images), bool(normalize), int(batch_size))
+
+    def embed_text(self, texts, normalize=False):
+        """Each text's text_embeds (CLIP projected, SigLIP pooled), float32 [N, P]. The text
+        tower loads on the first text call; a checkpoint without one raises Error."""
+        return self._m.embed_text(_text_list(texts), bool(normalize))
+
+    def tokenize(self, texts):
+        """Each text's input_ids as the text tower gets them (padding left out)."""
+        return self._m.tokenize(_text_list(texts))
+
+    def zero_shot(self, images, labels, template="This is a photo of {}.", top_k=None, batch_size=8):
+        """Per image, the labels best first, scored as transformers' zero-shot pipeline (CLIP:
+        softmax over the labels; SigLIP: sigmoid of each). Each label fills template's "{}"."""
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+            raise Error(f"zero_shot: top_k must be a positive int or None, got {top_k!r}")
+        return self._m.zero_shot(
+            _image_list(images), _text_list(labels, "label"), str(template), 0 if top_k is None else top_k,
+            int(batch_size))
+
+    def zero_shot_logits(self, images, labels, template="This is a photo of {}.", batch_size=8):
+        """logits_per_image, float32 [n_images, n_labels]: exp(logit_scale) * cosine (+ logit_bias, SigLIP)."""
+        return self._m.zero_shot_logits(_image_list(images), _text_list(labels, "label"), str(template),
+                                        int(batch_size))
 
     def preprocess(self, images):
         """The image processor's pixel_values, float32 [N, 3, H, W]."""
