@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -289,6 +290,30 @@ TEST_CASE("text errors: no text tower, missing tokenizer, bad weights, bad masks
     for (int i = 0; i < 80; ++i) long_label += "cat ";
     CHECK_THAT(error_of([&] { z.label_embeddings({"dog", long_label}); }),
                Contains("label 1") && Contains("more than the text tower's 77"));
+}
+
+TEST_CASE("zero-shot from towers already loaded: shared, the same scores", "[text]") {
+    using Catch::Matchers::Contains;
+    const std::string dir = test::data("clip-text-tiny/model");
+    const auto image = std::make_shared<const vit::model>(vit::load_model(dir));
+    const auto text = std::make_shared<const vit::text_model>(vit::load_text_model(dir));
+    const auto shared = vit::zero_shot_model::from(image, text, dir);
+    CHECK(&shared.image() == image.get());
+    CHECK(&shared.text() == text.get());
+    const auto loaded = vit::load_zero_shot_model(dir);
+    const std::vector<std::string> labels = {"a cat", "a dog", "a plane"};
+    const auto px = vit::make_pixel_values<float>({vit::load_image(test::data("images/coffee.jpg"))},
+                                                  image->preprocessing());
+    const vit::zero_shot_scores<float> a = shared.scores(px, labels), b = loaded.scores(px, labels);
+    CHECK(a.logits_per_image == b.logits_per_image);
+    CHECK(a.probs == b.probs);
+
+    CHECK_THAT(error_of([&] { vit::zero_shot_model::from(nullptr, text, dir); }),
+               Contains(dir) && Contains("needs both an image and a text model"));
+    // An image tower whose embedding does not match the text tower's.
+    const auto other = std::make_shared<const vit::model>(vit::load_model(test::data("vit-tiny-random/model")));
+    CHECK_THAT(error_of([&] { vit::zero_shot_model::from(other, text, "mixed"); }),
+               Contains("mixed: the image embedding has"));
 }
 
 #ifdef VIT_ZERO_SHOT_EXAMPLE

@@ -389,17 +389,27 @@ template <class T>
 class basic_zero_shot_model {
 public:
     static basic_zero_shot_model load(const std::string& dir, const load_options& opt = {}) {
+        // The text tower first: a checkpoint without logit_scale fails before
+        // the (larger) image tower is read.
+        auto text = std::make_shared<const basic_text_model<T>>(basic_text_model<T>::load(dir, opt));
+        check_text(*text, dir);
+        return from(std::make_shared<const basic_model<T>>(basic_model<T>::load(dir, opt)), std::move(text), dir);
+    }
+
+    // Both towers, already loaded from one checkpoint, shared: a program
+    // that also classifies or embeds holds each tower once. `where` names
+    // them in errors.
+    static basic_zero_shot_model from(std::shared_ptr<const basic_model<T>> image,
+                                      std::shared_ptr<const basic_text_model<T>> text,
+                                      const std::string& where = "zero-shot") {
+        if (!image || !text) throw error(where + ": zero-shot needs both an image and a text model");
+        check_text(*text, where);
+        if (image->embedding_size() != text->embedding_size())
+            throw error(where + ": the image embedding has " + std::to_string(image->embedding_size()) +
+                        " values, the text embedding " + std::to_string(text->embedding_size()));
         basic_zero_shot_model m;
-        m.text_.emplace(basic_text_model<T>::load(dir, opt));
-        const basic_text_model<T>& t = *m.text_;
-        if (!t.logit_scale_)
-            throw error(dir + ": no tensor 'logit_scale': zero-shot scores need a CLIPModel or SiglipModel checkpoint");
-        if (t.rules_.logit_bias && !t.logit_bias_)
-            throw error(dir + ": no tensor 'logit_bias': " + t.rules_.family + " zero-shot scores need it");
-        m.image_.emplace(basic_model<T>::load(dir, opt));
-        if (m.image_->embedding_size() != t.embedding_size())
-            throw error(dir + ": the image embedding has " + std::to_string(m.image_->embedding_size()) +
-                        " values, the text embedding " + std::to_string(t.embedding_size()));
+        m.image_ = std::move(image);
+        m.text_ = std::move(text);
         return m;
     }
 
@@ -491,6 +501,13 @@ public:
 private:
     basic_zero_shot_model() = default;
 
+    static void check_text(const basic_text_model<T>& t, const std::string& where) {
+        if (!t.logit_scale_)
+            throw error(where + ": no tensor 'logit_scale': zero-shot scores need a CLIPModel or SiglipModel checkpoint");
+        if (t.rules_.logit_bias && !t.logit_bias_)
+            throw error(where + ": no tensor 'logit_bias': " + t.rules_.family + " zero-shot scores need it");
+    }
+
     // Each row over its L2 norm, as transformers: x / ||x||.
     static matrix<T> normalised(const matrix<T>& x) {
         matrix<T> y = x;
@@ -498,8 +515,8 @@ private:
         return y;
     }
 
-    std::optional<basic_model<T>> image_;
-    std::optional<basic_text_model<T>> text_;
+    std::shared_ptr<const basic_model<T>> image_;
+    std::shared_ptr<const basic_text_model<T>> text_;
 };
 
 using zero_shot_model = basic_zero_shot_model<float>;

@@ -158,7 +158,7 @@ public:
         load_ = lo;
         py::gil_scoped_release nogil;
         dir_ = hub::resolve_model(path_or_id);
-        model_ = std::make_unique<vit::model>(vit::load_model(dir_, lo));
+        model_ = std::make_shared<vit::model>(vit::load_model(dir_, lo));
     }
 
     // One list of the top_k predictions per image.
@@ -392,18 +392,20 @@ private:
     // loads as before; the call then throws load_text_model's error).
     std::shared_ptr<const vit::text_model> text_tower() const {
         std::lock_guard<std::mutex> lock(text_mutex_);
-        if (zero_shot_) return std::shared_ptr<const vit::text_model>(zero_shot_, &zero_shot_->text());
+        return text_tower_locked();
+    }
+    std::shared_ptr<const vit::text_model> text_tower_locked() const {
         if (!text_) text_ = std::make_shared<const vit::text_model>(vit::load_text_model(dir_, load_));
         return text_;
     }
 
-    // Both towers and logit_scale (logit_bias), loaded on the first zero-shot call.
+    // This model's image tower and the text tower, each held once, with
+    // logit_scale (logit_bias): made on the first zero-shot call.
     std::shared_ptr<const vit::zero_shot_model> zero_shot_model() const {
         std::lock_guard<std::mutex> lock(text_mutex_);
-        if (!zero_shot_) {
-            zero_shot_ = std::make_shared<const vit::zero_shot_model>(vit::load_zero_shot_model(dir_, load_));
-            text_.reset();  // its text tower serves the text calls from now on
-        }
+        if (!zero_shot_)
+            zero_shot_ = std::make_shared<const vit::zero_shot_model>(
+                vit::zero_shot_model::from(model_, text_tower_locked(), dir_));
         return zero_shot_;
     }
 
@@ -420,7 +422,7 @@ private:
 
     std::string dir_;
     vit::precision dtype_ = vit::precision::f32;
-    std::unique_ptr<vit::model> model_;
+    std::shared_ptr<vit::model> model_;
     vit::load_options load_;
     mutable std::mutex text_mutex_;
     mutable std::shared_ptr<const vit::text_model> text_;
