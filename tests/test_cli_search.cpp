@@ -237,6 +237,70 @@ TEST_CASE("vit-search errors name the problem", "[search][cli][hostile]") {
     }
 }
 
+TEST_CASE("features.json keeps one checkpoint's features apart from another's", "[search][cli][hostile]") {
+    const std::string tmp = test::tmp_dir();
+    const std::string query = images + "/coffee.jpg";
+    const std::string dir = tmp + "/one-model";
+    fs::remove_all(dir);
+    REQUIRE(test::run("--features --model " + q(clip) + " --output " + q(dir) + " " + q(query)).status == 0);
+    nlohmann::json made;
+    std::ifstream(dir + "/features.json") >> made;
+    CHECK(made.at("model") == clip);
+    CHECK(made.at("kind") == "image_embeds");
+    CHECK(made.at("width") == 32);
+    CHECK(made.at("image_size") == nlohmann::json{224, 224});
+
+    // A copy of the checkpoint in another folder: the same files, so the same model.
+    const std::string copy = tmp + "/clip-copy", other = tmp + "/clip-other";
+    for (const std::string& d : {copy, other}) {
+        fs::remove_all(d);
+        fs::copy(clip, d, fs::copy_options::recursive);
+    }
+    CHECK(search_json("--index " + q(dir) + " --model " + q(copy) + " --image " + q(query)).status == 0);
+    // The same architecture and width with one weight changed: another checkpoint.
+    {
+        std::fstream f(other + "/model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(-3, std::ios::end);
+        f.put('\x41');
+    }
+    auto r = search("--index " + q(dir) + " --model " + q(other) + " --image " + q(query));
+    INFO(r.out);
+    CHECK(r.status == 3);
+    CHECK(r.out.find(dir + "/features.json: the images were embedded by " + clip) != std::string::npos);
+    CHECK(r.out.find("the query's model " + other + " is another checkpoint") != std::string::npos);
+    CHECK(search_json("--index " + q(dir) + " --model " + q(other) + " --image " + q(query) + " --any-model").status == 0);
+
+    // vit-classify into that folder with the other checkpoint, or at another
+    // input size: refused before any part is touched.
+    const auto part = dir + "/part-00000-of-00001.jsonl";
+    const auto before = fs::file_size(part);
+    r = test::run("--features --model " + q(other) + " --output " + q(dir) + " --resume " + q(query) + " 2>&1");
+    CHECK(r.status == 3);
+    CHECK(r.out.find(dir + "/features.json: the folder holds the features of another run: the checkpoint " + other) !=
+          std::string::npos);
+    r = test::run("--features --model " + q(clip) + " --size 256x256 --output " + q(dir) + " --resume " + q(query) + " 2>&1");
+    CHECK(r.status == 3);
+    CHECK(r.out.find("resizes images to 256x256, the folder's embeddings were made at 224x224") != std::string::npos);
+    CHECK(fs::file_size(part) == before);
+    // The same model again (from the copy) resumes; so do two shards of one run.
+    CHECK(test::run("--features --model " + q(copy) + " --output " + q(dir) + " --resume " + q(query)).status == 0);
+    const std::string sharded = tmp + "/sharded";
+    fs::remove_all(sharded);
+    CHECK(test::run("--features --model " + q(clip) + " --output " + q(sharded) + " --shard 0/2 " + q(images)).status == 0);
+    CHECK(test::run("--features --model " + q(clip) + " --output " + q(sharded) + " --shard 1/2 " + q(images)).status == 0);
+
+    // A folder from before features.json: searched, with a note that the model is unchecked.
+    fs::remove(dir + "/features.json");
+    r = search("--index " + q(dir) + " --model " + q(other) + " --image " + q(query));
+    CHECK(r.status == 0);
+    CHECK(r.out.find("has no features.json") != std::string::npos);
+    // A damaged one is an error naming it.
+    std::ofstream(dir + "/features.json") << "{\"model\": 1}";
+    r = search("--index " + q(dir) + " --model " + q(clip) + " --image " + q(query));
+    CHECK(r.status == 3);
+    CHECK(r.out.find(dir + "/features.json: not a features record of vit-classify") != std::string::npos);
+}
+
 // A shell word for any string.
 std::string shell_word(const std::string& s) {
     std::string out = "'";

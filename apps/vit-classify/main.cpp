@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +22,7 @@
 #include <vit/vit.hpp>
 
 #include "common/cli.hpp"
+#include "common/feature_source.hpp"
 #include "common/hub.hpp"
 #include "common/labels.hpp"
 #include "common/rollout.hpp"
@@ -106,7 +108,9 @@ inputs and outputs for large runs (see docs/scale.md):
                      --chunk images, atomically, so a killed task leaves whole
                      records. With --features the embeddings go to
                      part-IIIII-of-NNNNN.npy (float32 [n, hidden]) and each JSON
-                     object says its "row"
+                     object says its "row"; DIR/features.json names the model
+                     (and a fingerprint of its files), and a later run into DIR
+                     with another checkpoint or input size is an error
   --resume           continue a part file: skip the inputs already recorded
   --chunk N          images per committed chunk with --output (default 64),
                      rounded up to whole batches
@@ -502,6 +506,23 @@ private:
     std::vector<float> rows_;
 };
 
+// --features --output: DIR/features.json written, or checked against this
+// run, before any part is opened, so a run of another model or input size
+// leaves the folder as it was.
+void record_source(const options& opt, const run_setup& r) {
+    std::error_code ec;
+    std::filesystem::create_directories(opt.output, ec);
+    if (ec) throw vit::error(opt.output + ": cannot create the output folder: " + ec.message());
+    feature_source::source s;
+    s.model = opt.model;
+    s.fingerprint = feature_source::checkpoint_fingerprint(r.dir);
+    s.kind = r.model().embedding_kind();
+    s.width = std::uint64_t(r.model().embedding_size());
+    s.height = r.pre.height;
+    s.image_width = r.pre.width;
+    feature_source::record(opt.output, s);
+}
+
 // --text: each text's text_embeds, one JSON object a line, batch by batch.
 int embed_texts(const options& opt) {
     try {
@@ -544,7 +565,10 @@ int main(int argc, char** argv) {
     std::optional<part_output> parts_out;
     try {
         run.emplace(setup(opt));
-        if (!opt.output.empty()) parts_out.emplace(opt, std::size_t(run->model().embedding_size()));
+        if (!opt.output.empty()) {
+            if (opt.features) record_source(opt, *run);
+            parts_out.emplace(opt, std::size_t(run->model().embedding_size()));
+        }
     } catch (const std::exception& e) {
         std::cerr << "vit-classify: " << e.what() << "\n";
         return fatal;

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,6 +16,7 @@
 #include <vit/vit.hpp>
 
 #include "common/cli.hpp"
+#include "common/feature_source.hpp"
 #include "common/hub.hpp"
 #include "exact.hpp"
 #ifdef VIT_HAVE_FAISS
@@ -42,6 +44,10 @@ pooler_output).
   --top-k K          how many images (default 10; all of them when fewer)
   --json             one JSON object per line, best first: {"image", "score"}
   --exact            search every embedding even when DIR/search.faiss exists
+  --any-model        search even when M is another checkpoint than the one
+                     DIR/features.json names (a converted copy of it, say);
+                     without it that is an error, as the scores would mean
+                     nothing
   --threads N        threads for the query's forward pass (default: all cores)
 
 FAISS (when this program was built with libfaiss):
@@ -69,7 +75,7 @@ examples:
 
 struct options {
     std::string index, model, image, text, faiss_spec, faiss_params;
-    bool text_given = false, json = false, exact = false, build = false;
+    bool text_given = false, json = false, exact = false, build = false, any_model = false;
     int top_k = 10, threads = 0;
 };
 
@@ -110,6 +116,8 @@ options parse_args(int argc, char** argv) {
             o.json = true;
         } else if (a == "--exact") {
             o.exact = true;
+        } else if (a == "--any-model") {
+            o.any_model = true;
         } else if (a == "--threads") {
             o.threads = cli::parse_int(program, a, value(i), 1, 1024);
         } else if (a == "--build-faiss") {
@@ -174,6 +182,23 @@ query text_query(const options& o, const std::string& dir) {
     return {std::vector<float>(e.row(0).data(), e.row(0).data() + e.cols()), kind, dir + " on the text"};
 }
 
+// The query's checkpoint against the one DIR/features.json says embedded the images.
+void check_model(const options& o, const std::string& dir) {
+    const std::optional<feature_source::source> s = feature_source::read(o.index);
+    if (!s) {
+        std::fprintf(stderr, "vit-search: %s has no features.json (a folder from before vit-classify wrote one): "
+                             "the query's model is not checked against the images'\n", o.index.c_str());
+        return;
+    }
+    if (o.any_model) return;
+    const std::string fp = feature_source::checkpoint_fingerprint(dir);
+    if (fp != s->fingerprint)
+        throw vit::error(feature_source::file_name(o.index) + ": the images were embedded by " + s->model + " (" +
+                         s->fingerprint + "), and the query's model " + o.model + " is another checkpoint (" + fp +
+                         "): scores across two models mean nothing; give --model " + s->model +
+                         ", or --any-model to search anyway");
+}
+
 void print(const options& o, const std::vector<search::hit>& hits) {
     if (o.json) {
         for (const auto& h : hits) std::cout << nlohmann::json{{"image", h.image}, {"score", h.score}}.dump() << "\n";
@@ -202,6 +227,7 @@ int main(int argc, char** argv) {
 #endif
         }
         const std::string dir = hub::resolve_model(o.model);
+        check_model(o, dir);
         const query q = o.text_given ? text_query(o, dir) : image_query(o, dir);
         const auto t0 = clock::now();
         search::stats st;
