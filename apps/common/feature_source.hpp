@@ -107,7 +107,7 @@ inline std::string checkpoint_fingerprint(const std::string& dir) {
         break;
     }
     for (const auto& w : weights) detail::add_file(h, dir, w);
-    char hex[24];
+    char hex[32];
     std::snprintf(hex, sizeof hex, "fnv1a64:%016llx", static_cast<unsigned long long>(h.h));
     return hex;
 }
