@@ -229,9 +229,15 @@ TEST_CASE("vit-search errors name the problem", "[search][cli][hostile]") {
         const std::string dir = tmp + "/siglip";
         fs::remove_all(dir);
         REQUIRE(test::run("--features --model " + q(test::data("siglip-tiny/model")) + " --output " + q(dir) + " " + q(query)).status == 0);
-        // SigLIP's pooler_output (64) against CLIP's image_embeds (32).
-        fails("--index " + q(dir) + " --model " + q(clip) + " --image " + q(query), 3, "holds pooler_output embeddings, and");
+        // features.json names the model that made them.
+        fails("--index " + q(dir) + " --model " + q(clip) + " --image " + q(query), 3,
+              "is another checkpoint (fnv1a64:");
+        // Without it (--any-model, or a folder from before it), the kind and
+        // width still tell: SigLIP's pooler_output (64) against CLIP's image_embeds (32).
+        fails("--index " + q(dir) + " --model " + q(clip) + " --image " + q(query) + " --any-model", 3,
+              "holds pooler_output embeddings, and");
         // DINOv2's pooler_output has 48 values, SigLIP's 64.
+        fs::remove(dir + "/features.json");
         fails("--index " + q(dir) + " --model " + q(test::data("dinov2-tiny/model")) + " --image " + q(query), 3,
               "its embeddings have 64 values, and " + test::data("dinov2-tiny/model") + " on " + query + " gives 48");
     }
@@ -368,7 +374,7 @@ TEST_CASE("vit-search --text errors", "[search][cli][text][hostile]") {
     const std::string clip_dir = test::tmp_dir() + "/clip";
     fs::remove_all(clip_dir);
     REQUIRE(test::run("--features --model " + q(test::data("clip-text-tiny/model")) + " --output " + q(clip_dir) + " " + q(images)).status == 0);
-    const auto s = search("--index " + q(clip_dir) + " --model " + q(test::data("siglip-text-tiny/model")) + " --text 'a cat'");
+    const auto s = search("--index " + q(clip_dir) + " --model " + q(test::data("siglip-text-tiny/model")) + " --text 'a cat' --any-model");
     CHECK(s.status == 3);
     CHECK(s.out.find("holds image_embeds embeddings, and " + test::data("siglip-text-tiny/model") + " on the text gives pooler_output") !=
           std::string::npos);
