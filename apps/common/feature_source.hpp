@@ -139,7 +139,9 @@ inline std::optional<source> read(const std::string& dir) {
 inline void record(const std::string& dir, const source& s) {
     const std::string path = file_name(dir);
     if (!detail::exists(path)) {
-        const std::string tmp = dir + "/.features.json." + std::to_string(::getpid());
+        char host[256] = {};
+        ::gethostname(host, sizeof host - 1);  // tasks on other nodes of a shared folder may share a pid
+        const std::string tmp = dir + "/.features.json." + host + "." + std::to_string(::getpid());
         {
             std::ofstream f(tmp, std::ios::trunc);
             f << s.to_json().dump(2) << "\n";
