@@ -7,6 +7,8 @@ import os
 import shutil
 import struct
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,27 @@ def read_safetensors(path):
         a, b = v["data_offsets"]
         out[k] = np.frombuffer(raw[8 + n + a : 8 + n + b], dtype=dtypes[v["dtype"]]).reshape(v["shape"])
     return out
+
+
+def assert_releases_gil(call):
+    """Runs call() on a thread while this one counts ticks: holding the GIL,
+    the call would leave no tick inside its middle 80%."""
+    span = {}
+
+    def work():
+        span["start"] = time.perf_counter()
+        call()
+        span["end"] = time.perf_counter()
+
+    t = threading.Thread(target=work)
+    ticks = []
+    t.start()
+    while t.is_alive():
+        ticks.append(time.perf_counter())
+    t.join()
+    a, b = span["start"], span["end"]
+    inside = [x for x in ticks if a + 0.1 * (b - a) < x < b - 0.1 * (b - a)]
+    assert len(inside) > 0, (b - a, len(ticks))
 
 
 @pytest.fixture(scope="session")
