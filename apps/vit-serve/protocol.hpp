@@ -136,8 +136,6 @@ inline vit::image decode_one(const std::string& bytes, const std::string& name) 
     return vit::decode_image(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), name);
 }
 
-// POST /v2/models/NAME/infer. `body` is the whole body; `header_len` the
-// Inference-Header-Content-Length (npos when absent: all JSON).
 // The n elements of a binary BYTES tensor: each a 4-byte little-endian
 // length, then that many bytes, filling the data exactly.
 inline std::vector<std::string> split_binary_bytes(const std::string& raw, std::size_t n) {
@@ -156,6 +154,8 @@ inline std::vector<std::string> split_binary_bytes(const std::string& raw, std::
     return out;
 }
 
+// POST /v2/models/NAME/infer. `body` is the whole body; `header_len` the
+// Inference-Header-Content-Length (npos when absent: all JSON).
 inline decoded_request decode_infer(const std::string& body, std::size_t header_len) {
     const bool binary = header_len != std::string::npos;
     if (binary && header_len > body.size()) throw vit::error("Inference-Header-Content-Length exceeds the body");
